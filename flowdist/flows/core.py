@@ -1,0 +1,125 @@
+r"""Flows: modules that return distributions.
+
+A normalizing flow pushes a base sample :math:`z_0 \sim p_0` through bijectors,
+:math:`x = f_K \circ \dots \circ f_1(z_0)`, and by the change of variables
+
+.. math::
+    \log p(x) = \log p_0(z_0) - \sum_{k=1}^K \log\left|\det
+        \frac{\partial f_k}{\partial z_{k-1}}\right|.
+
+:class:`Flow` is an :class:`~torch.nn.Module` (parameters, ``state_dict``, ``.to()``); calling it,
+with a context for conditional flows, returns a :class:`FlowDistribution`, a
+:class:`~torch.distributions.TransformedDistribution` (Pyro's subclass, so ``pyro.sample``
+takes it) whose :meth:`~FlowDistribution.rsample_and_log_prob` and
+:meth:`~FlowDistribution.log_prob` make one fused pass through the bijectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyro.distributions as pdist
+import torch
+from torch import Size, Tensor, nn
+from torch.distributions import Distribution, Independent, Normal, Transform
+from torch.distributions.utils import _sum_rightmost
+
+from flowdist.transforms.base import ConditionalTransform, call_and_ladj, check_dim, check_input
+
+__all__ = ["Flow", "FlowDistribution", "StandardNormal"]
+
+
+class StandardNormal(nn.Module):
+    r"""The base :math:`\mathcal N(0, I)` over events of shape ``event_shape``; its buffers follow
+    ``.to()`` so the distribution it returns lives on the module's device and dtype."""
+
+    def __init__(self, *event_shape: int) -> None:
+        super().__init__()
+        for n in event_shape:
+            check_dim("event_shape", n)
+        self.register_buffer("loc", torch.zeros(event_shape))
+        self.register_buffer("scale", torch.ones(event_shape))
+
+    def forward(self, context: Tensor | None = None) -> Distribution:
+        return Independent(Normal(self.loc, self.scale), self.loc.dim())
+
+
+class FlowDistribution(pdist.TransformedDistribution):
+    r"""A :class:`~torch.distributions.TransformedDistribution` with fused passes.
+
+    :meth:`rsample_and_log_prob` draws :math:`x` and :math:`\log p(x)` in the forward pass alone
+    (no inverse), and :meth:`log_prob` evaluates data through the inverses in one pass each.
+    """
+
+    def rsample_and_log_prob(
+        self, sample_shape: Size | tuple[int, ...] = ()
+    ) -> tuple[Tensor, Tensor]:
+        r"""A reparameterised sample :math:`x` and :math:`\log p(x)`, from one forward pass."""
+        z = self.base_dist.rsample(torch.Size(sample_shape))
+        log_prob = self.base_dist.log_prob(z)
+        event_dim = len(self.base_dist.event_shape)
+        for t in self.transforms:
+            z, ladj = call_and_ladj(t, z, event_dim)
+            event_dim += t.codomain.event_dim - t.domain.event_dim
+            log_prob = log_prob - ladj
+        return z, log_prob
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        check_input("value", value, tuple(self.event_shape), self.base_dist.mean.dtype)
+        event_dim = len(self.event_shape)
+        log_prob = 0.0
+        y = value
+        for t in reversed(self.transforms):
+            inv = t.inv
+            x, ladj = call_and_ladj(inv, y, event_dim)
+            event_dim += t.domain.event_dim - t.codomain.event_dim
+            log_prob = log_prob + ladj
+            y = x
+        base = self.base_dist.log_prob(y)
+        return log_prob + _sum_rightmost(base, event_dim - len(self.base_dist.event_shape))
+
+
+class Flow(nn.Module):
+    r"""A normalizing flow :math:`x = f_K \circ \dots \circ f_1(z_0)`, :math:`z_0 \sim` ``base``.
+
+    Args:
+        transforms: bijectors applied in order (any :class:`~torch.distributions.Transform`;
+            :class:`~flowdist.transforms.ConditionalTransform` entries are called with the
+            context and return the bijector to apply).
+        base: a module returning the base distribution (e.g. :class:`StandardNormal`), so that
+            it follows ``.to()``.
+
+    Calling the flow, ``flow(context)``, returns a :class:`FlowDistribution`.
+    """
+
+    def __init__(self, transforms: Sequence[Transform | nn.Module], base: nn.Module) -> None:
+        super().__init__()
+        for i, t in enumerate(transforms):
+            if not isinstance(t, (Transform, ConditionalTransform)):
+                raise TypeError(
+                    f"transforms[{i}] must be a torch.distributions.Transform or a "
+                    f"ConditionalTransform, got {type(t).__name__}"
+                )
+        if not isinstance(base, nn.Module):
+            raise TypeError(f"base must be an nn.Module returning a distribution, got {base!r}")
+        self.transforms = nn.ModuleList([t for t in transforms if isinstance(t, nn.Module)])
+        self._all = list(transforms)
+        self.base = base
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the flow needs a context."""
+        return any(isinstance(t, ConditionalTransform) for t in self._all)
+
+    def forward(
+        self, context: Tensor | None = None, validate_args: bool | None = None
+    ) -> FlowDistribution:
+        if self.conditional and context is None:
+            raise ValueError("context: this flow is conditional; call it as flow(context)")
+        transforms = [t(context) if isinstance(t, ConditionalTransform) else t for t in self._all]
+        base = self.base(context)
+        if context is not None and base.batch_shape == ():
+            base = base.expand(context.shape[:-1])
+        return FlowDistribution(base, transforms, validate_args=validate_args)

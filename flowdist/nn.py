@@ -1,0 +1,40 @@
+r"""Small networks shared by the models: the multi-layer perceptron."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from torch import nn
+
+__all__ = ["MLP"]
+
+
+class MLP(nn.Sequential):
+    r"""A multi-layer perceptron :math:`\mathbb R^{n_\text{in}} \to \mathbb R^{n_\text{out}}`.
+
+    ``Linear → activation`` for each entry of ``hidden``, then a final ``Linear``. With
+    ``zero_last=True`` the last layer starts at zero, so that a network that parameterises a
+    transform starts it at (or near) the identity.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.ReLU,
+        *,
+        zero_last: bool = False,
+    ) -> None:
+        sizes = [in_features, *hidden]
+        layers: list[nn.Module] = []
+        for a, b in itertools.pairwise(sizes):
+            layers += [nn.Linear(a, b), activation()]
+        last = nn.Linear(sizes[-1], out_features)
+        if zero_last:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        super().__init__(*layers, last)
+        self.in_features = in_features
+        self.out_features = out_features

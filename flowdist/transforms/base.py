@@ -1,0 +1,303 @@
+r"""The bijector base class: a :class:`torch.distributions.Transform` that is also an
+:class:`torch.nn.Module`.
+
+A bijector :math:`f` maps :math:`x \mapsto y = f(x)` and reports
+:math:`\log |\det \partial f / \partial x|` in the same pass (:meth:`Bijector.call_and_ladj`).
+Its inverse is always available (:meth:`Bijector.inverse_and_ladj`).
+
+**Caching.** With ``cache_size=1`` (the default) the latest ``(x, y, log|det J|)`` triple is kept,
+so that ``d.log_prob(d.rsample())`` reuses the forward pass instead of inverting. A cached
+value is only returned while the parameters it was computed from are unchanged: the cache key
+holds every state tensor's version counter (bumped by every in-place update, e.g.
+``load_state_dict`` or a manual ``p.add_()``), its storage and dtype, and a global counter of
+optimizer steps (hooked into every :class:`torch.optim.Optimizer`, so fused and foreach
+optimizers are covered too). The cache is dropped on pickling, ``deepcopy`` and ``.to()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Transform, constraints
+from torch.distributions.transforms import _InverseTransform
+from torch.distributions.utils import _sum_rightmost
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from flowdist.nn import MLP
+
+__all__ = [
+    "Bijector",
+    "ConditionalTransform",
+    "InverseBijector",
+    "call_and_ladj",
+    "check_dim",
+    "check_input",
+]
+
+_OPTIMIZER_STEPS = itertools.count()
+_optimizer_step = [0]
+
+
+def _count_optimizer_step(optimizer: Any, args: Any, kwargs: Any) -> None:
+    _optimizer_step[0] = next(_OPTIMIZER_STEPS)
+
+
+register_optimizer_step_post_hook(_count_optimizer_step)
+
+
+def check_input(name: str, x: Any, event_shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    """Raise a clear error unless ``x`` is a floating tensor of dtype ``dtype`` whose rightmost
+    dimensions are ``event_shape``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    n = len(event_shape)
+    if x.dim() < n or tuple(x.shape[x.dim() - n :]) != tuple(event_shape):
+        raise ValueError(
+            f"{name} must have shape (..., {', '.join(map(str, event_shape))}) "
+            f"(event shape {tuple(event_shape)}), got {tuple(x.shape)}"
+        )
+    if x.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {x.dtype} but the transform's parameters are {dtype}; "
+            f"convert one of them (e.g. module.to({dtype}) or x.to({dtype}))"
+        )
+
+
+class Bijector(Transform, nn.Module):
+    r"""Base class of flowdist's bijectors.
+
+    Subclasses implement :meth:`_call_and_ladj` (forward value and
+    :math:`\log|\det \partial y/\partial x|` in one pass) and :meth:`_inverse_and_ladj`
+    (inverse value and :math:`\log|\det \partial x/\partial y|`), and set ``domain``,
+    ``codomain`` and ``event_shape``. Everything a :class:`torch.distributions.Transform` offers
+    (``__call__``, ``inv``, ``log_abs_det_jacobian``, ``forward_shape``) is derived from these.
+    """
+
+    bijective = True
+    sign = 1
+    domain: constraints.Constraint = constraints.real_vector
+    codomain: constraints.Constraint = constraints.real_vector
+
+    def __init__(self, cache_size: int = 1) -> None:
+        Transform.__init__(self, cache_size=cache_size)  # also runs nn.Module.__init__
+        self._cache: tuple[Tensor, Tensor, Tensor, tuple[Any, ...]] | None = None
+
+    # ---------------------------------------------------------------- to implement
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """The shape of one input event (the rightmost ``event_dim`` dimensions)."""
+        raise NotImplementedError
+
+    def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    #: For transforms with a fixed set of parameter tensors: their names, in the order
+    #: :meth:`param_shapes` and :meth:`from_tensors` use.
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def param_shapes(cls, dim: int) -> tuple[tuple[int, ...], ...]:
+        """The event shapes of the parameters named in ``param_names`` for inputs of size
+        ``dim`` (used by :class:`ConditionalTransform`)."""
+        raise NotImplementedError(f"{cls.__name__} has no amortised form")
+
+    @classmethod
+    def from_tensors(cls, *params: Tensor, cache_size: int = 1) -> Bijector:
+        """An amortised instance whose parameters are the given tensors (not ``nn.Parameter``:
+        typically a network's output with batch dimensions, which broadcast against the input's
+        batch dimensions)."""
+        if len(params) != len(cls.param_names):
+            raise TypeError(f"{cls.__name__}.from_tensors takes {cls.param_names}")
+        obj = cls.__new__(cls)
+        Bijector.__init__(obj, cache_size=cache_size)
+        for name, value in zip(cls.param_names, params, strict=True):
+            if not isinstance(value, Tensor) or not value.is_floating_point():
+                raise TypeError(f"{name} must be a floating-point tensor")
+            setattr(obj, name, value)
+        return obj
+
+    def state_tensors(self) -> Iterable[Tensor]:
+        """The tensors the transform's value depends on (the cache key watches them)."""
+        if self.param_names:
+            return tuple(getattr(self, name) for name in self.param_names)
+        return itertools.chain(self.parameters(), self.buffers())
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the transform's state (inputs must have it)."""
+        for t in self.state_tensors():
+            return t.dtype
+        return torch.get_default_dtype()
+
+    # ---------------------------------------------------------------- public, cached
+    def _key(self) -> tuple[Any, ...]:
+        return (_optimizer_step[0], *((t._version, t.data_ptr()) for t in self.state_tensors()))
+
+    def _lookup(self, x: Tensor | None, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
+        cache = self._cache
+        if cache is None or self._cache_size == 0:
+            return None
+        cx, cy, ladj, key = cache
+        if (x is None or x is cx) and (y is None or y is cy) and key == self._key():
+            return cx, cy, ladj
+        return None
+
+    def _store(self, x: Tensor, y: Tensor, ladj: Tensor) -> None:
+        if self._cache_size:
+            self._cache = (x, y, ladj, self._key())
+
+    def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Return :math:`y = f(x)` and :math:`\log|\det \partial y / \partial x|` (batch shape)."""
+        hit = self._lookup(x, None)
+        if hit is not None:
+            return hit[1], hit[2]
+        check_input("x", x, self.event_shape, self.dtype)
+        y, ladj = self._call_and_ladj(x)
+        self._store(x, y, ladj)
+        return y, ladj
+
+    def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        r"""Return :math:`x = f^{-1}(y)` and :math:`\log|\det \partial x / \partial y|`."""
+        hit = self._lookup(None, y)
+        if hit is not None:
+            return hit[0], -hit[2]
+        check_input("y", y, self.event_shape, self.dtype)
+        x, ladj = self._inverse_and_ladj(y)
+        self._store(x, y, -ladj)
+        return x, ladj
+
+    # ---------------------------------------------------------------- Transform protocol
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.call_and_ladj(x)[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.call_and_ladj(x)[0]
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self.call_and_ladj(x)[0]
+
+    def _inv_call(self, y: Tensor) -> Tensor:
+        return self.inverse_and_ladj(y)[0]
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return self.inverse_and_ladj(y)[0]
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        hit = self._lookup(x, y)
+        if hit is not None:
+            return hit[2]
+        return self.call_and_ladj(x)[1]
+
+    @property
+    def inv(self) -> InverseBijector:
+        inv = self._inv() if isinstance(self._inv, weakref.ref) else None
+        if inv is None:
+            inv = InverseBijector(self)
+            self._inv = weakref.ref(inv)
+        return inv
+
+    def with_cache(self, cache_size: int = 1) -> Bijector:
+        """Set the cache size in place (the cache is safe, so sharing the module is fine)."""
+        if cache_size not in (0, 1):
+            raise ValueError(f"cache_size must be 0 or 1, got {cache_size}")
+        self._cache_size = cache_size
+        self._cache = None
+        return self
+
+    # ---------------------------------------------------------------- module plumbing
+    __hash__ = nn.Module.__hash__
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Bijector:
+        self._cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_cache"] = None
+        state["_inv"] = None
+        return state
+
+    def __repr__(self) -> str:
+        return nn.Module.__repr__(self)
+
+
+class InverseBijector(_InverseTransform):
+    """The inverse of a :class:`Bijector`, with the fused :meth:`call_and_ladj`."""
+
+    def __init__(self, bijector: Bijector) -> None:
+        super().__init__(bijector)
+
+    def call_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self._inv.inverse_and_ladj(y)
+
+    def inverse_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._inv.call_and_ladj(x)
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self._inv.event_shape
+
+
+def call_and_ladj(t: Transform, x: Tensor, event_dim: int) -> tuple[Tensor, Tensor]:
+    r"""``t(x)`` and :math:`\log|\det J|` summed over an event of ``event_dim`` dimensions, in
+    one pass for flowdist bijectors and through ``log_abs_det_jacobian`` for any other
+    :class:`~torch.distributions.Transform`."""
+    if isinstance(t, (Bijector, InverseBijector)):
+        y, ladj = t.call_and_ladj(x)
+    else:
+        y = t(x)
+        ladj = t.log_abs_det_jacobian(x, y)
+    return y, _sum_rightmost(ladj, event_dim - t.domain.event_dim)
+
+
+class ConditionalTransform(nn.Module):
+    r"""An amortised bijector: a hyper-network maps a context :math:`c` to the parameters
+    :math:`\theta(c)` of a ``bijector`` class, and calling the module returns the
+    :class:`Bijector` :math:`f_{\theta(c)}` (e.g. planar steps of a VAE guide whose parameters
+    the encoder outputs, Rezende & Mohamed 2015).
+
+    The hyper-network's last layer starts at zero, so every context starts at the same
+    parameters; pass any ``nn.Module`` as ``hyper`` to replace the default :class:`MLP`.
+    """
+
+    def __init__(
+        self,
+        bijector: type[Bijector],
+        dim: int,
+        context_dim: int,
+        hidden: Sequence[int] = (64,),
+        hyper: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        check_dim("dim", dim)
+        check_dim("context_dim", context_dim)
+        self.bijector = bijector
+        self.dim = dim
+        self.context_dim = context_dim
+        self.shapes = bijector.param_shapes(dim)
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.hyper = hyper if hyper is not None else MLP(context_dim, sum(self.sizes), hidden)
+
+    def forward(self, context: Tensor) -> Bijector:
+        dtype = next(self.hyper.parameters()).dtype
+        check_input("context", context, (self.context_dim,), dtype)
+        chunks = self.hyper(context).split(self.sizes, dim=-1)
+        params = [
+            c.reshape(c.shape[:-1] + shape) for c, shape in zip(chunks, self.shapes, strict=True)
+        ]
+        return self.bijector.from_tensors(*params)
+
+
+def check_dim(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
