@@ -62,6 +62,8 @@ class FlowDistribution(pdist.TransformedDistribution):
             z, ladj = call_and_ladj(t, z, event_dim)
             event_dim += t.codomain.event_dim - t.domain.event_dim
             log_prob = log_prob - ladj
+        if self._validate_args:
+            self._check_finite(log_prob, "rsample_and_log_prob")
         return z, log_prob
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -78,7 +80,27 @@ class FlowDistribution(pdist.TransformedDistribution):
             log_prob = log_prob + ladj
             y = x
         base = self.base_dist.log_prob(y)
-        return log_prob + _sum_rightmost(base, event_dim - len(self.base_dist.event_shape))
+        log_prob = log_prob + _sum_rightmost(base, event_dim - len(self.base_dist.event_shape))
+        if self._validate_args:
+            self._check_finite(log_prob, "log_prob")
+        return log_prob
+
+    def _check_finite(self, log_prob: Tensor, method: str) -> None:
+        """With ``validate_args``: a non-finite result is an error that names its cause."""
+        if bool(torch.isfinite(log_prob).all()):
+            return
+        for i, t in enumerate(self.transforms):
+            tensors = t.named_parameters() if isinstance(t, nn.Module) else ()
+            for name, p in tensors:
+                if not bool(torch.isfinite(p).all()):
+                    raise ValueError(
+                        f"transforms[{i}] ({type(t).__name__}) parameter {name!r} has "
+                        "non-finite values (nan or inf)"
+                    )
+        raise ValueError(
+            f"{method} produced non-finite values: the input value lies outside the region "
+            "where the flow's density is representable (inf/nan inputs or extreme magnitudes)"
+        )
 
 
 class Flow(nn.Module):

@@ -6,7 +6,7 @@ import torch
 
 from flowdist.flows.core import Flow, StandardNormal
 from flowdist.transforms.base import check_dim
-from flowdist.transforms.planar import PlanarTransform
+from flowdist.transforms.planar import PlanarStack
 from flowdist.transforms.radial import RadialTransform
 
 __all__ = ["PlanarFlow", "RadialFlow"]
@@ -14,14 +14,12 @@ __all__ = ["PlanarFlow", "RadialFlow"]
 
 class PlanarFlow(Flow):
     r"""``K`` planar steps on :math:`\mathcal N(0, I_d)`: :math:`x = f_K \circ \dots \circ f_1(z_0)`
-    with :math:`f_k(z) = z + \hat u_k \tanh(w_k^\top z + b_k)`.
+    with :math:`f_k(z) = z + \hat u_k \tanh(w_k^\top z + b_k)`, as one fused
+    :class:`~flowdist.transforms.PlanarStack`.
     """
 
     def __init__(self, dim: int, K: int, *, generator: torch.Generator | None = None) -> None:
-        check_dim("K", K)
-        super().__init__(
-            [PlanarTransform(dim, generator=generator) for _ in range(K)], StandardNormal(dim)
-        )
+        super().__init__([PlanarStack(dim, K, generator=generator)], StandardNormal(dim))
 
 
 class RadialFlow(Flow):
