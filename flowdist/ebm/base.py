@@ -1,0 +1,234 @@
+r"""The base class of the energy-based models: a distribution known up to its normalizer.
+
+.. math::
+    p(x) = \frac{\exp(-E(x))}{Z}, \qquad Z = \sum_x \exp(-E(x)) \;\;(\text{or } \int),
+
+where for a latent-variable model :math:`E` is the *free energy*
+:math:`F(x) = -\log \sum_h \exp(-E(x, h))`. :class:`UnnormalizedDistribution` is both a
+:class:`torch.distributions.Distribution` and an :class:`torch.nn.Module`. Subclasses provide
+the energy, the exact :math:`\log Z` where it is enumerable, an annealing path for AIS and a
+Markov kernel; this class turns them into :meth:`~UnnormalizedDistribution.log_prob` and
+:meth:`~UnnormalizedDistribution.sample`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+from flowdist.ebm.partition import AnnealingPath, PartitionEstimate, ais
+from flowdist.mcmc.gibbs import PersistentChains, run_chain
+
+__all__ = ["UnnormalizedDistribution"]
+
+
+class UnnormalizedDistribution(nn.Module, Distribution):
+    r"""A distribution :math:`p(x) = e^{-E(x)}/Z` known through its energy.
+
+    Subclasses implement :meth:`energy`, :meth:`_exact_log_partition` (raising
+    :class:`~flowdist.ebm.partition.PartitionTooLargeError` when not enumerable),
+    :meth:`annealing_path`, :meth:`init_chain`, :meth:`chain_step` and :meth:`visible`.
+
+    ``log_prob`` subtracts the exact :math:`\log Z` when the model is small enough to enumerate
+    (``log_partition_method == "exact"``), otherwise the latest AIS estimate made for the current
+    parameters (``"ais"``); without either it raises. Both are cached and recomputed whenever a
+    parameter changes.
+    """
+
+    arg_constraints: ClassVar[dict] = {}
+    has_rsample = False
+    #: Enumeration limit: exact log Z sums over at most 2**max_enumerable_units states.
+    max_enumerable_units: int = 25
+
+    def __init__(self, event_size: int, *, validate_args: bool | None = None) -> None:
+        nn.Module.__init__(self)
+        Distribution.__init__(
+            self, torch.Size(), torch.Size([event_size]), validate_args=validate_args
+        )
+        self._log_z_cache: tuple[Any, str, float] | None = None
+        self._estimate: tuple[Any, PartitionEstimate] | None = None
+        self._chains = PersistentChains(self.init_chain)
+
+    # -- to implement -----------------------------------------------------------------------
+    def energy(self, x: Tensor) -> Tensor:
+        """The energy (free energy for latent-variable models) of ``x``, shape ``x.shape[:-1]``."""
+        raise NotImplementedError
+
+    def _exact_log_partition(self) -> Tensor:
+        raise NotImplementedError
+
+    def annealing_path(self, data: Tensor | None = None) -> AnnealingPath:
+        """The AIS path from a tractable base (fitted to ``data`` where given) to this model."""
+        raise NotImplementedError
+
+    def init_chain(self, num_chains: int, generator: torch.Generator | None) -> Any:
+        """A fresh Markov chain state for ``num_chains`` chains."""
+        raise NotImplementedError
+
+    def chain_step(self, state: Any, generator: torch.Generator | None) -> Any:
+        """One step of the model's Markov kernel (leaves the model's distribution invariant)."""
+        raise NotImplementedError
+
+    def visible(self, state: Any) -> Tensor:
+        """The visible units ``x`` of a chain state."""
+        return state
+
+    # -- learning hooks (defaults; subclasses override with closed forms) --------------------
+    def chain_from_data(self, x: Tensor, generator: torch.Generator | None) -> Any:
+        """A chain state started at the data ``x`` (contrastive divergence)."""
+        return x
+
+    def sufficient_statistics(self, x: Tensor) -> list[Tensor]:
+        r""":math:`\partial\, \overline{\log \tilde p(x)} / \partial \theta` for every
+        parameter, the batch average, by automatic differentiation."""
+        params = list(self.parameters())
+        with torch.enable_grad():
+            return list(torch.autograd.grad(self.unnormalized_log_prob(x).mean(), params))
+
+    def positive_statistics(self, x: Tensor) -> list[Tensor]:
+        r"""Data term of :math:`\nabla_\theta \log p`: :math:`\langle \nabla \log \tilde p
+        \rangle_\text{data}`, in ``parameters()`` order."""
+        return self.sufficient_statistics(x)
+
+    def negative_statistics(self, state: Any) -> list[Tensor]:
+        r"""Model term :math:`\langle \nabla \log \tilde p \rangle_\text{model}` from chain
+        states; :math:`\nabla \log Z` equals its expectation."""
+        return self.sufficient_statistics(self.visible(state))
+
+    def after_update(self) -> None:
+        """Called by the trainer after each parameter update (projections, clamps)."""
+
+    # -- provided ---------------------------------------------------------------------------
+    def _state_key(self) -> tuple:
+        return tuple(
+            (t.data_ptr(), t._version, t.dtype, t.device)
+            for t in (*self.parameters(), *self.buffers())
+        )
+
+    def _check(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if self._validate_args:
+            self._validate_sample(x)
+
+    def unnormalized_log_prob(self, x: Tensor) -> Tensor:
+        r""":math:`\log \tilde p(x) = -E(x)` (minus the free energy for latent-variable models)."""
+        return -self.energy(x)
+
+    def log_partition(self) -> Tensor:
+        r"""The exact :math:`\log Z` (float64 scalar), by enumeration.
+
+        Raises :class:`~flowdist.ebm.partition.PartitionTooLargeError` when the model is too
+        large to enumerate; use :meth:`estimate_log_partition` then.
+        """
+        key = self._state_key()
+        if self._log_z_cache is not None and self._log_z_cache[0] == key:
+            return torch.tensor(self._log_z_cache[2], dtype=torch.float64)
+        with torch.no_grad():
+            log_z = self._exact_log_partition()
+        self._log_z_cache = (key, "exact", float(log_z))
+        return log_z
+
+    def estimate_log_partition(
+        self,
+        method: str = "ais",
+        *,
+        num_chains: int = 100,
+        betas: Tensor | int = 14500,
+        data: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> PartitionEstimate:
+        r"""Estimate :math:`\log Z` by annealed importance sampling; see
+        :func:`flowdist.ebm.partition.ais`.
+
+        ``data`` (training data) sets the base-rate model of Salakhutdinov & Murray (2008): the
+        base distribution's visible marginals match the data's. The estimate is kept and used by
+        :meth:`log_prob` until a parameter changes.
+        """
+        if method != "ais":
+            raise ValueError(f"method must be 'ais', got {method!r}")
+        if data is not None:
+            self._check(data)
+        with torch.no_grad():
+            estimate = ais(
+                self.annealing_path(data), num_chains=num_chains, betas=betas, generator=generator
+            )
+        self._estimate = (self._state_key(), estimate)
+        return estimate
+
+    def _log_z(self) -> tuple[float, str]:
+        try:
+            return float(self.log_partition()), "exact"
+        except ValueError as err:
+            if self._estimate is not None and self._estimate[0] == self._state_key():
+                return self._estimate[1].log_z, "ais"
+            raise ValueError(
+                f"{type(self).__name__}.log_prob needs log Z: {err}. (An AIS estimate, once made,"
+                " is used until the parameters change.)"
+            ) from err
+
+    @property
+    def log_partition_method(self) -> str | None:
+        """How :meth:`log_prob` normalizes now: ``"exact"``, ``"ais"`` or ``None`` (cannot)."""
+        try:
+            return self._log_z()[1]
+        except ValueError:
+            return None
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        r""":math:`\log p(x) = -E(x) - \log Z`, with the exact or estimated :math:`\log Z` (see
+        :attr:`log_partition_method`)."""
+        self._check(value)
+        log_z, _ = self._log_z()
+        return self.unnormalized_log_prob(value) - log_z
+
+    def sample(
+        self,
+        sample_shape: torch.Size | tuple[int, ...] = (),
+        *,
+        burn_in: int = 1000,
+        thin: int = 1,
+        num_chains: int | None = None,
+        persistent: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        r"""Draw ``sample_shape`` samples by running the model's Markov kernel.
+
+        ``num_chains`` chains (default: one per sample) each take ``burn_in`` steps, then give
+        ``N / num_chains`` draws ``thin`` steps apart, where :math:`N` is the number of samples
+        requested. With ``persistent=True`` the chains start where the previous persistent call
+        left them (fresh the first time, or when ``num_chains`` changes), so ``burn_in`` can be
+        small. Samples are correlated within a chain; they are only asymptotically exact.
+        """
+        shape = torch.Size(sample_shape)
+        total = math.prod(shape)
+        chains = total if num_chains is None else num_chains
+        if not isinstance(chains, int) or chains < 1 or total % chains:
+            raise ValueError(
+                f"num_chains must be a positive divisor of the number of samples {total}, "
+                f"got {num_chains!r}"
+            )
+        like = next(self.parameters())
+        with torch.no_grad():
+            if persistent:
+                init = self._chains.get(chains, like, generator)
+            else:
+                init = self.init_chain(chains, generator)
+            draws, state = run_chain(
+                lambda s: self.chain_step(s, generator),
+                init,
+                num_samples=total // chains,
+                burn_in=burn_in,
+                thin=thin,
+                extract=self.visible,
+            )
+        if persistent:
+            self._chains.state = state
+        return draws.reshape(shape + self.event_shape)
+
+    def __repr__(self) -> str:
+        return nn.Module.__repr__(self)

@@ -1,0 +1,295 @@
+r"""Layered binary Boltzmann machines: the algebra shared by the RBM and the deep Boltzmann machine.
+
+Layers :math:`h^{(0)} = v, h^{(1)}, \dots, h^{(L)}` of binary units; only neighbouring layers
+interact:
+
+.. math::
+    E(h^{(0)}, \dots, h^{(L)}) = -\sum_{l=0}^{L-1} h^{(l)\top} W^{(l)} h^{(l+1)}
+        - \sum_{l=0}^{L} b^{(l)\top} h^{(l)}.
+
+Given its neighbours a layer is a product of Bernoullis,
+:math:`p(h^{(l)} = 1 \mid \cdot) = \sigma(a^{(l)})` with
+:math:`a^{(l)} = b^{(l)} + W^{(l-1)\top} h^{(l-1)} + W^{(l)} h^{(l+1)}`, so the odd layers are
+independent given the even ones and vice versa. Summing out every layer of one parity is
+analytic:
+
+.. math::
+    \log \sum_{h_\text{odd}} e^{-E} = \sum_{l \text{ even}} b^{(l)\top} h^{(l)}
+        + \sum_{l \text{ odd}} \sum_j \operatorname{softplus}(a^{(l)}_j),
+
+which gives the RBM free energy (:math:`L = 1`), exact :math:`\log Z` by enumerating the
+smaller parity class, and the AIS path of Salakhutdinov & Murray (2008) and Salakhutdinov &
+Hinton (2009): the joint energy is tempered, :math:`W \to \beta W`, hidden biases
+:math:`\to \beta b`, visible bias :math:`\to (1-\beta) b_A + \beta b^{(0)}`, from the base-rate
+model :math:`b_A` at :math:`\beta = 0`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import constraints
+
+from flowdist.ebm.base import UnnormalizedDistribution
+from flowdist.ebm.partition import enumerate_log_sum_exp
+from flowdist.mcmc.gibbs import alternating_gibbs_sweep
+
+__all__ = ["LayeredBoltzmannMachine", "base_rate_logits"]
+
+
+def base_rate_logits(data: Tensor | None, num_visible: int, like: Tensor) -> Tensor:
+    r"""Visible logits of the base-rate model: :math:`\log \frac{p}{1-p}` with :math:`p` the
+    smoothed mean :math:`(\sum_n x_n + 1)/(N + 2)` of ``data`` (zeros, a uniform base, when
+    ``data`` is ``None``)."""
+    if data is None:
+        return torch.zeros(num_visible, dtype=like.dtype, device=like.device)
+    p = (data.sum(0) + 1.0) / (data.shape[0] + 2.0)
+    return torch.logit(p).to(like)
+
+
+def layer_input(
+    index: int, layers: Sequence[Tensor | None], weights: Sequence[Tensor], biases: Sequence[Tensor]
+) -> Tensor:
+    r""":math:`a^{(l)} = b^{(l)} + W^{(l-1)\top} h^{(l-1)} + W^{(l)} h^{(l+1)}` (batched rows)."""
+    out = biases[index]
+    if index > 0:
+        out = out + layers[index - 1] @ weights[index - 1]
+    if index < len(biases) - 1:
+        out = out + layers[index + 1] @ weights[index].T
+    return out
+
+
+def summed_log_f(
+    layers: Sequence[Tensor | None],
+    summed_parity: int,
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+) -> Tensor:
+    r""":math:`\log \sum e^{-E}` over the layers of parity ``summed_parity``, the others given."""
+    out = 0.0
+    for index in range(len(biases)):
+        if index % 2 == summed_parity:
+            out = out + F.softplus(layer_input(index, layers, weights, biases)).sum(-1)
+        else:
+            out = out + layers[index] @ biases[index]
+    return out
+
+
+class LayeredBoltzmannMachine(UnnormalizedDistribution):
+    r"""Binary units in layers ``layer_sizes = (n_v, n_1, ..., n_L)``; see the module docstring.
+
+    Parameters: ``weights[l]`` of shape :math:`(n_l, n_{l+1})` (initialised
+    :math:`\mathcal N(0, \text{init\_std}^2)`) and ``biases[l]`` (zeros).
+    """
+
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        *,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        sizes = list(layer_sizes)
+        if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
+            raise ValueError(f"layer_sizes must be >= 2 positive integers, got {layer_sizes!r}")
+        super().__init__(sizes[0], validate_args=validate_args)
+        self.layer_sizes = tuple(sizes)
+        kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype()}
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.randn(a, b, generator=generator, **kw).to(device) * init_std)
+            for a, b in itertools.pairwise(sizes)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.zeros(n, device=device, **kw)) for n in sizes
+        )
+
+    # -- conditionals and energies ----------------------------------------------------------
+    def layer_input(self, index: int, layers: Sequence[Tensor | None]) -> Tensor:
+        r"""The pre-activation :math:`a^{(l)}` of layer ``index`` given its neighbours."""
+        return layer_input(index, layers, list(self.weights), list(self.biases))
+
+    def _sample_layer(
+        self, index: int, layers: Sequence[Tensor], generator: torch.Generator | None
+    ) -> Tensor:
+        return torch.bernoulli(torch.sigmoid(self.layer_input(index, layers)), generator=generator)
+
+    def joint_energy(self, layers: Sequence[Tensor]) -> Tensor:
+        r"""The energy :math:`E(h^{(0)}, \dots, h^{(L)})` of a full configuration (or of means)."""
+        out = sum(-((layers[i] @ w) * layers[i + 1]).sum(-1) for i, w in enumerate(self.weights))
+        return out - sum(h @ b for h, b in zip(layers, self.biases, strict=True))
+
+    def energy(self, x: Tensor) -> Tensor:
+        r"""The free energy :math:`F(v) = -\log \sum_h e^{-E(v, h)}`.
+
+        Odd hidden layers are summed analytically; even hidden layers (deep models) are
+        enumerated, which is possible only while they hold at most ``max_enumerable_units``
+        units.
+        """
+        self._check(x)
+        weights, biases = list(self.weights), list(self.biases)
+        even = list(range(2, len(biases), 2))
+        if not even:
+            return -summed_log_f([x, None], 1, weights, biases)
+        sizes = [self.layer_sizes[i] for i in even]
+
+        batch = x.shape[:-1]
+        width = max(self.layer_sizes) * max(1, math.prod(batch))
+
+        def log_f(states: Tensor) -> Tensor:  # (S, m) -> (S, *batch)
+            layers: list[Tensor | None] = [None] * len(biases)
+            layers[0] = x.unsqueeze(0)
+            for i, part in zip(even, states.to(x).split(sizes, dim=-1), strict=True):
+                layers[i] = part.reshape(part.shape[:1] + (1,) * len(batch) + part.shape[1:])
+            return summed_log_f(layers, 1, weights, biases)
+
+        return -enumerate_log_sum_exp(
+            log_f,
+            sum(sizes),
+            max_units=self.max_enumerable_units,
+            what="the even hidden layers",
+            remedy="use variational_lower_bound(...) for a bound on log p(v)",
+            device=x.device,
+            chunk_size=max(1, (1 << 22) // width),
+        ).to(x)
+
+    def _exact_log_partition(self) -> Tensor:
+        weights = [w.double() for w in self.weights]
+        biases = [b.double() for b in self.biases]
+        parity_sizes = [sum(self.layer_sizes[p::2]) for p in (0, 1)]
+        kept = 0 if parity_sizes[0] <= parity_sizes[1] else 1  # enumerate the smaller class
+        indices = list(range(kept, len(biases), 2))
+        sizes = [self.layer_sizes[i] for i in indices]
+
+        def log_f(states: Tensor) -> Tensor:
+            layers: list[Tensor | None] = [None] * len(biases)
+            for i, part in zip(indices, states.split(sizes, dim=-1), strict=True):
+                layers[i] = part
+            return summed_log_f(layers, 1 - kept, weights, biases)
+
+        return enumerate_log_sum_exp(
+            log_f,
+            sum(sizes),
+            max_units=self.max_enumerable_units,
+            what=("the visible and even hidden layers", "the odd hidden layers")[kept],
+            device=self.biases[0].device,
+        )
+
+    # -- Markov chains ----------------------------------------------------------------------
+    def init_chain(self, num_chains: int, generator: torch.Generator | None) -> tuple[Tensor, ...]:
+        """Every unit an independent fair coin."""
+        b = self.biases[0]
+        return tuple(
+            torch.bernoulli(
+                torch.full((num_chains, n), 0.5, dtype=b.dtype, device=b.device),
+                generator=generator,
+            )
+            for n in self.layer_sizes
+        )
+
+    def chain_step(
+        self, state: Sequence[Tensor], generator: torch.Generator | None
+    ) -> tuple[Tensor, ...]:
+        """One block-Gibbs sweep: odd layers given even, then even given odd."""
+        return tuple(
+            alternating_gibbs_sweep(state, lambda i, hs: self._sample_layer(i, hs, generator))
+        )
+
+    def visible(self, state: Sequence[Tensor]) -> Tensor:
+        return state[0]
+
+    def chain_from_data(self, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, ...]:
+        """A chain state with visible units ``x`` and hidden layers drawn bottom-up."""
+        layers = [x]
+        for w, b in zip(self.weights, self.biases[1:], strict=True):
+            layers.append(torch.bernoulli(torch.sigmoid(layers[-1] @ w + b), generator=generator))
+        return tuple(layers)
+
+    # -- learning ---------------------------------------------------------------------------
+    def statistics(self, layers: Sequence[Tensor], weights: Tensor | None = None) -> list[Tensor]:
+        r"""Sufficient statistics :math:`-\partial E / \partial \theta` averaged over rows:
+        :math:`\langle h^{(l)} h^{(l+1)\top} \rangle` for each :math:`W^{(l)}`, then
+        :math:`\langle h^{(l)} \rangle` for each :math:`b^{(l)}` — in ``parameters()`` order.
+        ``weights`` (summing to one) replace the uniform average."""
+        n = layers[0].shape[0]
+        w = torch.full((n,), 1.0 / n, dtype=layers[0].dtype, device=layers[0].device)
+        w = w if weights is None else weights.to(layers[0])
+        pairs = [(h * w[:, None]).T @ g for h, g in itertools.pairwise(layers)]
+        return pairs + [w @ h for h in layers]
+
+    def rao_blackwell(self, layers: Sequence[Tensor]) -> list[Tensor]:
+        """``layers`` with each odd layer replaced by its conditional mean given the even ones."""
+        out = list(layers)
+        for i in range(1, len(out), 2):
+            out[i] = torch.sigmoid(self.layer_input(i, out))
+        return out
+
+    def positive_statistics(self, x: Tensor) -> list[Tensor]:
+        r"""Data term of the log-likelihood gradient, :math:`\langle\cdot\rangle_{p(h \mid v)}`."""
+        return self.statistics(self.rao_blackwell(self.chain_from_data(x, None)))
+
+    def negative_statistics(self, state: Sequence[Tensor]) -> list[Tensor]:
+        """Model term of the gradient from chain states (odd layers Rao-Blackwellised)."""
+        return self.statistics(self.rao_blackwell(state))
+
+    def annealing_path(self, data: Tensor | None = None) -> _LayeredPath:
+        return _LayeredPath(self, base_rate_logits(data, self.layer_sizes[0], self.biases[0]))
+
+
+class _LayeredPath:
+    r"""AIS path for a layered machine: state = (all layers, pre-activations of odd layers).
+
+    The odd layers are summed out of :math:`f_\beta`; their unscaled pre-activations are
+    cached so each step costs one product per weight matrix and direction.
+    """
+
+    def __init__(self, model: LayeredBoltzmannMachine, base: Tensor) -> None:
+        self.model = model
+        self.base = base
+        self.odd = list(range(1, len(model.layer_sizes), 2))
+        self.even_hidden = list(range(2, len(model.layer_sizes), 2))
+        hidden = sum(model.layer_sizes[1:])
+        self.log_z0 = float(F.softplus(base.double()).sum()) + hidden * math.log(2.0)
+
+    def _with_pre(self, layers: list[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
+        return layers, {i: self.model.layer_input(i, layers) for i in self.odd}
+
+    def init(self, num_chains: int, generator: torch.Generator | None) -> Any:
+        state = list(self.model.init_chain(num_chains, generator))
+        state[0] = torch.bernoulli(
+            torch.sigmoid(self.base).expand(num_chains, -1).contiguous(), generator=generator
+        )
+        return self._with_pre(state)
+
+    def log_f(self, state: Any, beta: float) -> Tensor:
+        layers, pre = state
+        b = self.model.biases
+        vis_bias = (1.0 - beta) * self.base + beta * b[0]
+        out = (layers[0] @ vis_bias).double()
+        for i in self.even_hidden:
+            out = out + beta * (layers[i] @ b[i]).double()
+        for i in self.odd:
+            out = out + F.softplus(beta * pre[i].double()).sum(-1)
+        return out
+
+    def transition(self, state: Any, beta: float, generator: torch.Generator | None) -> Any:
+        layers, pre = state
+        layers = list(layers)
+        for i in self.odd:
+            layers[i] = torch.bernoulli(torch.sigmoid(beta * pre[i]), generator=generator)
+        for i in range(0, len(layers), 2):
+            a = beta * self.model.layer_input(i, layers)
+            if i == 0:
+                a = a + (1.0 - beta) * self.base
+            layers[i] = torch.bernoulli(torch.sigmoid(a), generator=generator)
+        return self._with_pre(layers)

@@ -1,0 +1,242 @@
+r"""Restricted Boltzmann machines: binary (:class:`BernoulliRBM`) and Gaussian-visible
+(:class:`GaussianRBM`) units.
+
+**Bernoulli RBM.** :math:`E(v, h) = -v^\top W h - b^\top v - c^\top h`, free energy
+:math:`F(v) = -b^\top v - \sum_j \operatorname{softplus}(c_j + v^\top W_{:j})`, block Gibbs
+:math:`h \sim \sigma(c + W^\top v)`, :math:`v \sim \sigma(b + W h)`.
+
+**Gaussian RBM** (real-valued visible units with standard deviations :math:`\sigma_i`):
+
+.. math::
+    E(v, h) = \sum_i \frac{(v_i - b_i)^2}{2\sigma_i^2} - \sum_{ij} \frac{v_i}{\sigma_i} W_{ij} h_j
+        - c^\top h,
+
+so :math:`p(h_j = 1 \mid v) = \sigma(c_j + \sum_i W_{ij} v_i / \sigma_i)`,
+:math:`p(v \mid h) = \mathcal N(b + \sigma \odot W h, \operatorname{diag}\sigma^2)` and
+:math:`F(v) = \sum_i \frac{(v_i - b_i)^2}{2\sigma_i^2} - \sum_j
+\operatorname{softplus}(c_j + \sum_i W_{ij} v_i/\sigma_i)`. Completing the square,
+
+.. math::
+    \log Z = \tfrac d2 \log 2\pi + \sum_i \log \sigma_i + \log \sum_h \exp\big(c^\top h
+        + (b/\sigma)^\top W h + \tfrac12 \lVert W h \rVert^2\big),
+
+exact by enumerating the hidden units. The free energy is a potential for Pyro's HMC/NUTS::
+
+    from pyro.infer.mcmc import MCMC, NUTS
+    kernel = NUTS(potential_fn=grbm.potential_fn())
+    mcmc = MCMC(kernel, num_samples=500, warmup_steps=200,
+                initial_params={"x": torch.zeros(grbm.num_visible)})
+    mcmc.run()
+    x = mcmc.get_samples()["x"]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import constraints
+
+from flowdist.ebm.base import UnnormalizedDistribution
+from flowdist.ebm.layered import LayeredBoltzmannMachine
+from flowdist.ebm.partition import enumerate_log_sum_exp
+
+__all__ = ["BernoulliRBM", "GaussianRBM"]
+
+
+class BernoulliRBM(LayeredBoltzmannMachine):
+    r"""A binary restricted Boltzmann machine with ``num_visible`` and ``num_hidden`` units.
+
+    ``log_partition()`` is exact while the smaller layer has at most ``max_enumerable_units``
+    (25) units; ``estimate_log_partition("ais", data=train_x)`` otherwise. Train with
+    :func:`flowdist.ebm.train.train_cd` (CD-k or persistent CD).
+    """
+
+    def __init__(
+        self,
+        num_visible: int,
+        num_hidden: int,
+        *,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        super().__init__(
+            (num_visible, num_hidden),
+            init_std=init_std,
+            generator=generator,
+            dtype=dtype,
+            device=device,
+            validate_args=validate_args,
+        )
+
+    @property
+    def weight(self) -> Tensor:
+        """:math:`W`, shape ``(num_visible, num_hidden)``."""
+        return self.weights[0]
+
+    @property
+    def visible_bias(self) -> Tensor:
+        return self.biases[0]
+
+    @property
+    def hidden_bias(self) -> Tensor:
+        return self.biases[1]
+
+    def free_energy(self, x: Tensor) -> Tensor:
+        r""":math:`F(v)`; the same as :meth:`energy`."""
+        return self.energy(x)
+
+    def hidden_probs(self, x: Tensor) -> Tensor:
+        r""":math:`p(h = 1 \mid v) = \sigma(c + W^\top v)`."""
+        return torch.sigmoid(x @ self.weight + self.hidden_bias)
+
+    def visible_probs(self, h: Tensor) -> Tensor:
+        r""":math:`p(v = 1 \mid h) = \sigma(b + W h)`."""
+        return torch.sigmoid(h @ self.weight.T + self.visible_bias)
+
+
+class GaussianRBM(UnnormalizedDistribution):
+    r"""An RBM with Gaussian visible units (see the module docstring).
+
+    ``sigma`` is the initial standard deviation (scalar or per unit); with
+    ``learn_sigma=True`` :math:`\log\sigma` is a parameter, clamped after every update to
+    :math:`\sigma \ge` ``min_sigma`` — a learned variance otherwise collapses onto the data
+    points, the known divergence of Gaussian RBMs. Fit data standardised per pixel (or set
+    ``sigma`` to the data's scale) and use a learning rate around 1e-3.
+    """
+
+    support = constraints.independent(constraints.real, 1)
+
+    def __init__(
+        self,
+        num_visible: int,
+        num_hidden: int,
+        *,
+        sigma: float | Tensor = 1.0,
+        learn_sigma: bool = False,
+        min_sigma: float = 0.05,
+        init_std: float = 0.01,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        for name, n in (("num_visible", num_visible), ("num_hidden", num_hidden)):
+            if not isinstance(n, int) or n < 1:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        super().__init__(num_visible, validate_args=validate_args)
+        kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype(), "device": device}
+        self.num_visible, self.num_hidden = num_visible, num_hidden
+        self.weight = nn.Parameter(
+            (torch.randn(num_visible, num_hidden, generator=generator) * init_std).to(**kw)
+        )
+        self.visible_bias = nn.Parameter(torch.zeros(num_visible, **kw))
+        self.hidden_bias = nn.Parameter(torch.zeros(num_hidden, **kw))
+        log_sigma = torch.log(torch.as_tensor(sigma, **kw)).expand(num_visible).clone()
+        if not bool(torch.isfinite(log_sigma).all()):
+            raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+        if learn_sigma:
+            self.log_sigma = nn.Parameter(log_sigma)
+        else:
+            self.register_buffer("log_sigma", log_sigma)
+        self.min_sigma = min_sigma
+
+    @property
+    def sigma(self) -> Tensor:
+        return self.log_sigma.exp()
+
+    def hidden_input(self, x: Tensor) -> Tensor:
+        r""":math:`c + W^\top (v / \sigma)`."""
+        return (x / self.sigma) @ self.weight + self.hidden_bias
+
+    def energy(self, x: Tensor) -> Tensor:
+        r"""The free energy :math:`F(v)`."""
+        self._check(x)
+        quad = (((x - self.visible_bias) / self.sigma) ** 2).sum(-1) / 2
+        return quad - F.softplus(self.hidden_input(x)).sum(-1)
+
+    def free_energy(self, x: Tensor) -> Tensor:
+        return self.energy(x)
+
+    def potential_fn(self, site: str = "x") -> Callable[[dict[str, Tensor]], Tensor]:
+        r"""The free energy as a Pyro ``potential_fn``: ``{site: v} -> F(v)`` (summed over any
+        batch), for :class:`pyro.infer.mcmc.HMC` / :class:`~pyro.infer.mcmc.NUTS`."""
+        return lambda params: self.energy(params[site]).sum()
+
+    def _exact_log_partition(self) -> Tensor:
+        w, c = self.weight.double(), self.hidden_bias.double()
+        b_over_s = (self.visible_bias / self.sigma).double()
+
+        def log_f(h: Tensor) -> Tensor:
+            wh = h @ w.T
+            return h @ c + wh @ b_over_s + 0.5 * (wh**2).sum(-1)
+
+        rest = enumerate_log_sum_exp(
+            log_f,
+            self.num_hidden,
+            max_units=self.max_enumerable_units,
+            what="the hidden layer",
+            device=w.device,
+        )
+        return rest + 0.5 * self.num_visible * math.log(2 * math.pi) + self.log_sigma.double().sum()
+
+    def _sample_visible(self, h: Tensor, generator: torch.Generator | None) -> Tensor:
+        mean = self.visible_bias + self.sigma * (h @ self.weight.T)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        return mean + self.sigma * noise
+
+    def init_chain(self, num_chains: int, generator: torch.Generator | None) -> Tensor:
+        """Visible units drawn from :math:`\\mathcal N(b, \\sigma^2)` (the model at W = 0)."""
+        h = torch.zeros(
+            num_chains, self.num_hidden, dtype=self.weight.dtype, device=self.weight.device
+        )
+        return self._sample_visible(h, generator)
+
+    def chain_step(self, state: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Block Gibbs: :math:`h \\sim p(h \\mid v)`, then :math:`v \\sim p(v \\mid h)`."""
+        h = torch.bernoulli(torch.sigmoid(self.hidden_input(state)), generator=generator)
+        return self._sample_visible(h, generator)
+
+    def after_update(self) -> None:
+        """Keep :math:`\\sigma \\ge` ``min_sigma`` (called by the trainer after each step)."""
+        with torch.no_grad():
+            self.log_sigma.clamp_(min=math.log(self.min_sigma))
+
+    def annealing_path(self, data: Tensor | None = None) -> _GaussianPath:
+        return _GaussianPath(self)
+
+
+class _GaussianPath:
+    r"""AIS path :math:`W \to \beta W, c \to \beta c` from :math:`\mathcal N(b, \sigma^2)`
+    (times uniform hidden units); state = (v, unscaled hidden input)."""
+
+    def __init__(self, model: GaussianRBM) -> None:
+        self.model = model
+        self.log_z0 = (
+            0.5 * model.num_visible * math.log(2 * math.pi)
+            + float(model.log_sigma.double().sum())
+            + model.num_hidden * math.log(2.0)
+        )
+
+    def init(self, num_chains: int, generator: torch.Generator | None) -> Any:
+        v = self.model.init_chain(num_chains, generator)
+        return v, self.model.hidden_input(v)
+
+    def log_f(self, state: Any, beta: float) -> Tensor:
+        v, pre = state
+        m = self.model
+        quad = (((v - m.visible_bias) / m.sigma) ** 2).sum(-1).double() / 2
+        return F.softplus(beta * pre.double()).sum(-1) - quad
+
+    def transition(self, state: Any, beta: float, generator: torch.Generator | None) -> Any:
+        _, pre = state
+        h = torch.bernoulli(torch.sigmoid(beta * pre), generator=generator)
+        v = self.model._sample_visible(beta * h, generator)
+        return v, self.model.hidden_input(v)

@@ -1,0 +1,145 @@
+r"""Contrastive divergence (CD-k) and persistent contrastive divergence (PCD) training.
+
+For an unnormalized model :math:`\log p_\theta(x) = \log\tilde p_\theta(x) - \log Z(\theta)`,
+
+.. math::
+    \nabla_\theta \frac1N\sum_n \log p_\theta(x_n)
+      = \big\langle \nabla_\theta \log \tilde p_\theta \big\rangle_\text{data}
+      - \big\langle \nabla_\theta \log \tilde p_\theta \big\rangle_{p_\theta}.
+
+The model expectation is replaced by chain states: after ``k`` steps of the model's kernel
+started at the mini-batch (CD-k, Hinton 2002) or at the previous update's states
+(PCD, Tieleman 2008 — stochastic maximum likelihood). The update is SGD with momentum and
+weight decay on the weight matrices,
+
+.. math::
+    u \leftarrow \mu\, u + \eta\,(g - \lambda\,\theta), \qquad \theta \leftarrow \theta + u,
+
+with learning rate :math:`\eta` and momentum :math:`\mu` constants or functions of the epoch
+(a schedule).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from flowdist.ebm.base import UnnormalizedDistribution
+from flowdist.mcmc.gibbs import PersistentChains
+
+__all__ = ["TrainingHistory", "train_cd"]
+
+Schedule = float | Callable[[int], float]
+
+
+@dataclass
+class TrainingHistory:
+    """What :func:`train_cd` did: seconds per epoch and the callback's value after each epoch."""
+
+    seconds: list[float] = field(default_factory=list)
+    monitor: list[float] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds))
+
+
+def _at(schedule: Schedule, epoch: int, name: str) -> float:
+    value = schedule(epoch) if callable(schedule) else schedule
+    if not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r} at epoch {epoch}")
+    return float(value)
+
+
+def check_data(model: UnnormalizedDistribution, data: Tensor) -> None:
+    """Raise unless ``data`` is a ``(N, event_size)`` tensor in the model's support and dtype."""
+    if not isinstance(data, Tensor):
+        raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
+    size = model.event_shape[0]
+    if data.dim() != 2 or data.shape[1] != size:
+        raise ValueError(f"data must have shape (N, {size}), got {tuple(data.shape)}")
+    dtype = next(model.parameters()).dtype
+    if data.dtype != dtype:
+        raise TypeError(f"data has dtype {data.dtype} but the model's parameters are {dtype}")
+    if not bool(model.support.check(data).all()):
+        raise ValueError(f"data has values outside the model's support {model.support}")
+
+
+def train_cd(
+    model: UnnormalizedDistribution,
+    data: Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 100,
+    k: int = 1,
+    persistent: bool = False,
+    num_chains: int | None = None,
+    lr: Schedule = 0.05,
+    momentum: Schedule = 0.5,
+    weight_decay: float = 0.0,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int], float] | None = None,
+    progress: bool = False,
+) -> TrainingHistory:
+    r"""Train ``model`` by CD-``k`` (``persistent=False``) or PCD-``k`` (``persistent=True``).
+
+    ``num_chains`` persistent chains (default ``batch_size``) are kept across batches and epochs.
+    ``callback(epoch)`` runs after every epoch; a number it returns is recorded in
+    ``history.monitor``. Raises :class:`FloatingPointError` as soon as a parameter stops being
+    finite (lower the learning rate).
+    """
+    check_data(model, data)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    params = list(model.parameters())
+    velocity = [torch.zeros_like(p) for p in params]
+    chains = PersistentChains(model.init_chain)
+    history = TrainingHistory()
+    n = data.shape[0]
+    epoch_iter = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_iter = tqdm(
+            epoch_iter, desc=f"{type(model).__name__} {'PCD' if persistent else 'CD'}-{k}"
+        )
+    for epoch in epoch_iter:
+        start = time.perf_counter()
+        eta, mu = _at(lr, epoch, "lr"), _at(momentum, epoch, "momentum")
+        order = torch.randperm(n, generator=generator).to(data.device)
+        with torch.no_grad():
+            for i in range(0, n, batch_size):
+                batch = data[order[i : i + batch_size]]
+                positive = model.positive_statistics(batch)
+                if persistent:
+                    state = chains.get(num_chains or batch_size, batch, generator)
+                else:
+                    state = model.chain_from_data(batch, generator)
+                for _ in range(k):
+                    state = model.chain_step(state, generator)
+                chains.state = state
+                negative = model.negative_statistics(state)
+                for p, u, pos, neg in zip(params, velocity, positive, negative, strict=True):
+                    grad = pos - neg
+                    if weight_decay and p.dim() >= 2:
+                        grad = grad - weight_decay * p
+                    u.mul_(mu).add_(grad, alpha=eta)
+                    p.add_(u)
+                model.after_update()
+        for name, p in model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch}: parameter {name!r} is not finite; "
+                    f"lower the learning rate (lr={eta})"
+                )
+        history.seconds.append(time.perf_counter() - start)
+        if callback is not None:
+            value = callback(epoch)
+            if value is not None:
+                history.monitor.append(float(value))
+    return history

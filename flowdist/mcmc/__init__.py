@@ -1,0 +1,10 @@
+"""Markov chain Monte Carlo kernels for the energy-based models."""
+
+from flowdist.mcmc.gibbs import (
+    PersistentChains,
+    alternating_gibbs_sweep,
+    run_chain,
+    site_gibbs_sweep,
+)
+
+__all__ = ["PersistentChains", "alternating_gibbs_sweep", "run_chain", "site_gibbs_sweep"]
