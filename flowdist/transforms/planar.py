@@ -26,17 +26,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import FunctionCtx
 
 from flowdist.transforms.base import Bijector, check_dim
 
 __all__ = ["PlanarStack", "PlanarTransform", "constrain_u", "solve_planar"]
 
 
-def solve_planar(c: Tensor, r: Tensor, *, max_iter: int = 200) -> Tensor:
-    r"""Solve :math:`\beta + c \tanh \beta = r` for :math:`\beta` elementwise (:math:`c > -1`).
+def solve_planar(one_plus_c: Tensor, r: Tensor, *, max_iter: int = 200) -> Tensor:
+    r"""Solve :math:`\beta + c \tanh \beta = r` for :math:`\beta` elementwise, given
+    :math:`1 + c > 0`.
 
-    :math:`g(\beta) = \beta + c\tanh\beta - r` is strictly increasing, with one inflection at
+    :math:`g(\beta) = \beta + c\tanh\beta - r` is strictly increasing (its slope
+    :math:`\tanh^2\beta + (1 + c)(1 - \tanh^2\beta)` is positive, and computed in this form it
+    stays positive in floating point even as :math:`c \to -1`), with one inflection at
     :math:`\beta = 0`; the root has the sign of :math:`r`. On the root's side of the inflection,
     :math:`g` is concave-increasing (:math:`c\,r > 0`) or convex-increasing (:math:`c\,r < 0`), so
     Newton's method started on the side where the tangent never overshoots converges
@@ -47,15 +50,23 @@ def solve_planar(c: Tensor, r: Tensor, *, max_iter: int = 200) -> Tensor:
     """
     eps = torch.finfo(r.dtype).eps
     with torch.no_grad():
-        c, r = torch.broadcast_tensors(c, r)
+        opc, r = torch.broadcast_tensors(one_plus_c, r)
+        c = opc - 1
         beta = torch.where(c >= 0, torch.zeros_like(r), r - c * torch.sign(r))
         for i in range(max_iter):
             t = torch.tanh(beta)
-            step = torch.addcmul(beta - r, c, t) / torch.addcmul(1 + c, c, t * t, value=-1)
+            step = torch.addcmul(beta - r, c, t) / _det(t, opc)
             beta = beta - step
             if i % 2 and bool((step.abs() <= 4 * eps * (1 + beta.abs())).all()):
                 break
     return beta
+
+
+def _det(t: Tensor, one_plus_c: Tensor) -> Tensor:
+    r""":math:`1 + c\,(1 - t^2)` as :math:`t^2 + (1 + c)(1 - t^2)`: a sum of non-negative terms,
+    accurate (and positive) when :math:`c \to -1`, where :math:`1 + c` is tiny."""
+    t_sq = t * t
+    return torch.addcmul(t_sq, one_plus_c, 1 - t_sq)
 
 
 def _dot(x: Tensor, w: Tensor) -> Tensor:
@@ -65,11 +76,19 @@ def _dot(x: Tensor, w: Tensor) -> Tensor:
 
 def constrain_u(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     r""":math:`\hat u = u + (m(w^\top u) - w^\top u)\, w / \lVert w \rVert^2` and
-    :math:`w^\top \hat u`, over the last dimension (``u``, ``w`` of shape ``(..., d)``)."""
-    wu = _dot(u, w).unsqueeze(-1)
-    w_sq = _dot(w, w).unsqueeze(-1).clamp_min(torch.finfo(w.dtype).tiny)
-    u_hat = u + (F.softplus(wu) - 1 - wu) * w / w_sq
-    return u_hat, _dot(u_hat, w)
+    :math:`1 + w^\top \hat u`, over the last dimension (``u``, ``w`` of shape ``(..., d)``).
+
+    :math:`1 + w^\top \hat u = 1 + m(w^\top u) = \operatorname{softplus}(w^\top u)` is returned in
+    that form (floored at the smallest normal number), not as :math:`1 + w^\top\hat u` rounded:
+    that keeps it positive, so the step stays invertible in floating point, even for
+    :math:`w^\top u \ll 0`. For :math:`w = 0` the step is a translation and it is exactly 1.
+    """
+    tiny = torch.finfo(w.dtype).tiny
+    wu, w_sq = _dot(u, w), _dot(w, w)
+    softplus = F.softplus(wu)
+    u_hat = u + ((softplus - 1 - wu) / w_sq.clamp_min(tiny)).unsqueeze(-1) * w
+    one_plus_c = torch.where(w_sq >= tiny, softplus.clamp_min(tiny), 1 + _dot(u_hat, w))
+    return u_hat, one_plus_c
 
 
 class PlanarTransform(Bijector):
@@ -105,30 +124,31 @@ class PlanarTransform(Bijector):
         return (self.u.shape[-1],)
 
     def u_hat(self) -> tuple[Tensor, Tensor]:
-        r"""The constrained :math:`\hat u` and :math:`w^\top \hat u` (which is :math:`> -1`)."""
+        r"""The constrained :math:`\hat u` and :math:`1 + w^\top \hat u > 0`."""
         return constrain_u(self.u, self.w)
 
     def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        u_hat, uw = self.u_hat()
+        u_hat, one_plus_c = self.u_hat()
         t = torch.tanh(_dot(x, self.w) + self.b)
         y = torch.addcmul(x, t.unsqueeze(-1), u_hat)
-        return y, torch.log1p((1 - t * t) * uw)
+        return y, torch.log(_det(t, one_plus_c))
 
     def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        u_hat, c = self.u_hat()
-        return _planar_inverse(y, u_hat, c, self.w, self.b)
+        u_hat, one_plus_c = self.u_hat()
+        return _planar_inverse(y, u_hat, one_plus_c, self.w, self.b)
 
 
 def _planar_inverse(
-    y: Tensor, u_hat: Tensor, c: Tensor, w: Tensor, b: Tensor
+    y: Tensor, u_hat: Tensor, one_plus_c: Tensor, w: Tensor, b: Tensor
 ) -> tuple[Tensor, Tensor]:
     r"""Invert one planar step: :math:`x` and :math:`\log|\det \partial x / \partial y|`."""
     r = _dot(y, w) + b  # w^T y + b = beta + c tanh(beta), with beta = w^T x + b
-    beta = solve_planar(c, r)
+    beta = solve_planar(one_plus_c, r)
     t = torch.tanh(beta)
-    beta = beta - (beta + c * t - r) / (1 + c * (1 - t * t))  # differentiable Newton step
+    # one differentiable Newton step at the root: implicit-function-theorem gradients
+    beta = beta - (beta + (one_plus_c - 1) * t - r) / _det(t, one_plus_c)
     t = torch.tanh(beta)
-    return torch.addcmul(y, t.unsqueeze(-1), u_hat, value=-1), -torch.log1p((1 - t * t) * c)
+    return torch.addcmul(y, t.unsqueeze(-1), u_hat, value=-1), -torch.log(_det(t, one_plus_c))
 
 
 class _PlanarStackFunction(torch.autograd.Function):
@@ -136,47 +156,51 @@ class _PlanarStackFunction(torch.autograd.Function):
     columns (``(d, N)``): every product is then a contiguous matrix-vector product.
 
     With :math:`a = w^\top z + b`, :math:`t = \tanh a`, :math:`s = 1 - t^2`,
-    :math:`y = z + \hat u t` and :math:`\ell = \log(1 + s c)`, the adjoints are
-    :math:`\bar a = s(\hat u^\top \bar y - 2 c t \bar\ell / (1 + sc))`,
+    :math:`y = z + \hat u t`, :math:`\delta = t^2 + (1 + c)s` and :math:`\ell = \log \delta`,
+    the adjoints are :math:`\bar a = s(\hat u^\top \bar y - 2 c t \bar\ell / \delta)`,
     :math:`\bar z = \bar y + w \bar a`, :math:`\bar{\hat u} = \sum_n \bar y_n t_n`,
     :math:`\bar w = \sum_n \bar a_n z_n`, :math:`\bar b = \sum_n \bar a_n`,
-    :math:`\bar c = \sum_n \bar\ell_n s_n / (1 + s_n c)`.
+    :math:`\overline{1 + c} = \sum_n \bar\ell_n s_n / \delta_n`.
     """
 
     @staticmethod
     def forward(
-        ctx: FunctionCtx, z: Tensor, u_hat: Tensor, w: Tensor, b: Tensor, c: Tensor
+        ctx: FunctionCtx, z: Tensor, u_hat: Tensor, w: Tensor, b: Tensor, one_plus_c: Tensor
     ) -> tuple[Tensor, Tensor]:
         zs, ts = [], []
         ladj = z.new_zeros(z.shape[1])
-        for k, c_k in enumerate(c.tolist()):
+        for k in range(u_hat.shape[0]):
             zs.append(z)
             t = torch.tanh_((w[k] @ z).add_(b[k]))
             ts.append(t)
-            ladj.add_(torch.log1p_((t * t).mul_(-c_k).add_(c_k)))
+            ladj.add_(torch.log_(_det(t, one_plus_c[k])))
             z = torch.addr(z, u_hat[k], t)
-        ctx.save_for_backward(u_hat, w, c, torch.stack(zs), torch.stack(ts))
+        ctx.save_for_backward(u_hat, w, one_plus_c, torch.stack(zs), torch.stack(ts))
         return z, ladj
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, gy: Tensor | None, gl: Tensor | None) -> tuple[Tensor, ...]:
-        u_hat, w, c, zs, ts = ctx.saved_tensors
+        if torch.is_grad_enabled():  # backward(create_graph=True): a higher derivative
+            raise RuntimeError(
+                "PlanarStack's fused gradient is first-order only; for higher derivatives "
+                "use separate PlanarTransform steps (PlanarStack.step(k) shares the parameters)"
+            )
+        u_hat, w, one_plus_c, zs, ts = ctx.saved_tensors
         gz = torch.zeros_like(zs[0]) if gy is None else gy.clone()
         gl = torch.zeros_like(ts[0]) if gl is None else gl
         g_uhat, g_w = torch.empty_like(u_hat), torch.empty_like(w)
-        g_b, g_c = torch.empty_like(c), torch.empty_like(c)
+        g_b, g_opc = torch.empty_like(one_plus_c), torch.empty_like(one_plus_c)
         for k in reversed(range(u_hat.shape[0])):
             t = ts[k]
             s = 1 - t * t
-            gsq = gl / (1 + s * c[k])
-            ga = s * ((u_hat[k] @ gz) - 2 * c[k] * t * gsq)
+            gl_det = gl / _det(t, one_plus_c[k])
+            ga = s * ((u_hat[k] @ gz) - 2 * (one_plus_c[k] - 1) * t * gl_det)
             g_uhat[k] = gz @ t
             g_w[k] = zs[k] @ ga
             g_b[k] = ga.sum()
-            g_c[k] = (s * gsq).sum()
+            g_opc[k] = (s * gl_det).sum()
             gz.addr_(w[k], ga)
-        return gz, g_uhat, g_w, g_b, g_c
+        return gz, g_uhat, g_w, g_b, g_opc
 
 
 class PlanarStack(Bijector):
@@ -222,16 +246,16 @@ class PlanarStack(Bijector):
         return PlanarTransform.from_tensors(self.u[k], self.w[k], self.b[k], cache_size=0)
 
     def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        u_hat, c = constrain_u(self.u, self.w)
+        u_hat, one_plus_c = constrain_u(self.u, self.w)
         d = x.shape[-1]
         z = x.reshape(-1, d).T.contiguous()
-        z, ladj = _PlanarStackFunction.apply(z, u_hat, self.w, self.b, c)
+        z, ladj = _PlanarStackFunction.apply(z, u_hat, self.w, self.b, one_plus_c)
         return z.T.reshape(x.shape), ladj.reshape(x.shape[:-1])
 
     def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        u_hat, c = constrain_u(self.u, self.w)
+        u_hat, one_plus_c = constrain_u(self.u, self.w)
         ladj = y.new_zeros(y.shape[:-1])
         for k in reversed(range(len(self))):
-            y, step_ladj = _planar_inverse(y, u_hat[k], c[k], self.w[k], self.b[k])
+            y, step_ladj = _planar_inverse(y, u_hat[k], one_plus_c[k], self.w[k], self.b[k])
             ladj = ladj + step_ladj
         return y, ladj

@@ -1,0 +1,154 @@
+"""The Bijector base class: Transform + nn.Module plumbing and the safe cache."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pyro
+import pyro.distributions as pdist
+import pytest
+import torch
+from torch.distributions import Independent, Normal, TransformedDistribution
+
+from flowdist.transforms import InverseBijector, PlanarStack, PlanarTransform, RadialTransform
+
+
+def _base(dim: int = 2) -> Independent:
+    return Independent(Normal(torch.zeros(dim), torch.ones(dim)), 1)
+
+
+def test_drop_in_transformed_distribution_matches_change_of_variables():
+    torch.manual_seed(0)
+    steps = [PlanarTransform(2), RadialTransform(2), PlanarStack(2, 3)]
+    d = TransformedDistribution(_base(), steps)
+    x = d.sample((7,))
+    # log p(x) = log p0(z0) - sum log|det J|, computed by hand along the inverse path
+    expected = torch.zeros(7)
+    y = x.clone()
+    for t in reversed(steps):
+        z = t.inv(y)
+        expected -= t.log_abs_det_jacobian(z, y)
+        y = z
+    expected += _base().log_prob(y)
+    torch.testing.assert_close(d.log_prob(x.clone()), expected)
+
+
+def test_pyro_sample_accepts_transformed_distribution():
+    steps = [PlanarTransform(2), PlanarTransform(2)]
+    d = pdist.TransformedDistribution(pdist.Normal(torch.zeros(2), 1.0).to_event(1), steps)
+
+    def model():
+        return pyro.sample("x", d)
+
+    trace = pyro.poutine.trace(model).get_trace()
+    x = trace.nodes["x"]["value"]
+    trace.compute_log_prob()
+    torch.testing.assert_close(trace.nodes["x"]["log_prob"], d.log_prob(x.clone()))
+
+
+def test_module_plumbing_parameters_hash_inverse():
+    t = PlanarTransform(3)
+    assert {n for n, _ in t.named_parameters()} == {"u", "w", "b"}
+    assert len({t, PlanarTransform(3)}) == 2  # hashable (sets of modules work)
+    assert isinstance(t.inv, InverseBijector) and t.inv.inv is t
+    assert t.event_dim == 1 and t.bijective and t.sign == 1
+    x = torch.randn(4, 3)
+    y, ladj = t.inv.call_and_ladj(t(x).clone())
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ladj, -t.log_abs_det_jacobian(x, t(x)))
+
+
+def test_to_changes_dtype_and_clears_cache():
+    t = PlanarTransform(2)
+    x = torch.randn(3, 2)
+    t(x)
+    t.to(torch.float64)
+    assert t.u.dtype == torch.float64 and t._cache is None
+    assert t(x.double()).dtype == torch.float64
+
+
+def test_cache_is_used_while_parameters_are_unchanged():
+    t = PlanarTransform(2)
+    x = torch.randn(5, 2)
+    y = t(x)
+    assert t(x) is y
+    assert t.inv(y) is x  # no inverse solve
+    assert t.log_abs_det_jacobian(x, y) is t.call_and_ladj(x)[1]
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.1),
+        lambda p: torch.optim.Adam(p, lr=0.1, foreach=False),
+        lambda p: torch.optim.Adam(p, lr=0.1, foreach=True),
+        lambda p: torch.optim.Adam(p, lr=0.1, fused=True),  # fused: no version-counter bump
+    ],
+    ids=["sgd", "adam", "adam-foreach", "adam-fused"],
+)
+def test_cache_never_returns_values_from_old_parameters(make_optimizer):
+    torch.manual_seed(0)
+    t = PlanarTransform(2)
+    opt = make_optimizer(t.parameters())
+    x = torch.randn(5, 2)
+    y, ladj = t.call_and_ladj(x)
+    (y.sum() + ladj.sum()).backward()
+    opt.step()
+    y2, ladj2 = t.call_and_ladj(x)
+    fresh = PlanarTransform(2).with_cache(0)
+    fresh.load_state_dict(t.state_dict())
+    y3, ladj3 = fresh.call_and_ladj(x)
+    assert y2 is not y
+    torch.testing.assert_close(y2, y3)
+    torch.testing.assert_close(ladj2, ladj3)
+    assert not torch.allclose(y2, y)
+
+
+def test_cache_invalidated_by_in_place_update_and_load_state_dict():
+    t = PlanarTransform(2)
+    x = torch.randn(5, 2)
+    y = t(x)
+    with torch.no_grad():
+        t.w.mul_(2)
+    y2 = t(x)
+    assert y2 is not y and not torch.allclose(y, y2)
+    t.load_state_dict(PlanarTransform(2).state_dict())
+    assert t(x) is not y2
+
+
+@pytest.mark.parametrize("cls", [PlanarTransform, RadialTransform])
+def test_deepcopy_and_pickle_after_forward_with_graph(cls):
+    t = cls(2)
+    x = torch.randn(4, 2, requires_grad=True)
+    t(x)  # the cache now holds tensors with autograd history
+    for other in (copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+        assert other._cache is None
+        torch.testing.assert_close(other(x.detach()), t(x.detach()))
+
+
+def test_with_cache_zero_disables_cache():
+    t = PlanarTransform(2).with_cache(0)
+    x = torch.randn(3, 2)
+    assert t(x) is not t(x)
+    with pytest.raises(ValueError, match="cache_size"):
+        t.with_cache(2)
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (torch.randn(4, 3), ValueError, r"x must have shape \(\.\.\., 2\)"),
+        (torch.randn(4, 2, dtype=torch.float64), TypeError, "x has dtype torch.float64"),
+        ([[0.0, 1.0]], TypeError, "x must be a torch.Tensor"),
+    ],
+)
+def test_bad_input_names_the_argument(x, error, match):
+    with pytest.raises(error, match=match):
+        PlanarTransform(2)(x)
+
+
+@pytest.mark.parametrize("dim", [0, -1, 2.5, True])
+def test_bad_dim(dim):
+    with pytest.raises(ValueError, match="dim must be a positive integer"):
+        PlanarTransform(dim)
