@@ -1,0 +1,1 @@
+"""Benchmarks against the libraries flowdist competes with (results committed beside them)."""
