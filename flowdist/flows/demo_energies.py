@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from flowdist.flows.vector import PlanarFlow
 from flowdist.report import Report, Score
 from flowdist.targets import TARGETS, WINDOW, Energy2D
+from flowdist.transforms.base import check_dim
 
 __all__ = ["FitHistory", "fit_reverse_kl", "kl_estimate", "run", "sample_and_log_prob"]
 
@@ -69,12 +70,6 @@ def sample_and_log_prob(flow: Callable[[], Any], n: int) -> tuple[Tensor, Tensor
     return z, dist.log_prob(z)
 
 
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def fit_reverse_kl(
     flow: nn.Module,
     target: Energy2D,
@@ -101,9 +96,10 @@ def fit_reverse_kl(
         progress: ``True`` for a progress bar of its own, or a ``tqdm`` bar to advance by one
             per step.
     """
-    _check_positive(steps=steps, batch=batch)
+    check_dim("steps", steps)
+    check_dim("batch", batch)
     anneal = max(1, steps // 2) if anneal_steps is None else anneal_steps
-    _check_positive(anneal_steps=anneal)
+    check_dim("anneal_steps", anneal)
     params = list(flow.parameters())
     device = params[0].device if params else torch.device("cpu")
     optimizer = torch.optim.Adam(params, lr=lr)
@@ -134,7 +130,7 @@ def kl_estimate(
     r"""Monte-Carlo :math:`\mathrm{KL}(q\|p) = \mathbb E_q[\log q(z) + U(z)] + \log Z` in nats,
     from ``n`` samples of ``flow()``, and its standard error
     :math:`\hat\sigma(\log q + U)/\sqrt n`."""
-    _check_positive(n=n)
+    check_dim("n", n)
     params = list(flow.parameters()) if isinstance(flow, nn.Module) else []
     device = params[0].device if params else torch.device("cpu")
     with seeded(seed, device):
