@@ -1,0 +1,394 @@
+r"""Coupling layers: NICE's additive coupling and scaling (Dinh et al., 2014) and RealNVP's
+affine coupling (Dinh et al., 2017), with masks for vectors and images.
+
+A mask splits the event :math:`x` into a conditioning part :math:`x_A` (``mask`` true), which
+passes through unchanged, and a transformed part :math:`x_B`:
+
+.. math::
+    y_A = x_A, \qquad y_B = x_B \odot e^{s(x_A)} + t(x_A), \qquad
+    \log\left|\det \frac{\partial y}{\partial x}\right| = \sum_{i \in B} s_i(x_A),
+
+with :math:`s \equiv 0` for the additive coupling (unit Jacobian). The Jacobian is triangular
+after reordering, hence the cheap log-determinant, and the inverse is
+:math:`x_B = (y_B - t(y_A)) \odot e^{-s(y_A)}` in one pass. The log-scale is bounded,
+:math:`s = b \tanh(\tilde s / b)`, so that a large network output cannot overflow.
+
+The conditioner is any ``nn.Module``: for vector events it maps :math:`x_A` (concatenated with
+the context, for conditional couplings) to the parameters of :math:`x_B`; for image events with
+a channel-wise mask it maps the channels of :math:`A` to those of :math:`B`; for any other image
+mask (e.g. the checkerboard) it maps :math:`x \odot \text{mask}` to full-size parameters, of which
+the :math:`B` entries are used (RealNVP's convention).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import constraints
+
+from flowdist.nn import MLP
+from flowdist.transforms.base import Bijector, ConditionalTransform, check_dim, check_input
+
+__all__ = [
+    "AdditiveCouplingTransform",
+    "AffineCouplingTransform",
+    "ContextualTransform",
+    "ConvNet",
+    "CouplingTransform",
+    "ScaleTransform",
+    "affine_map",
+    "alternating_mask",
+    "channel_mask",
+    "checkerboard_mask",
+    "half_mask",
+    "shift_map",
+]
+
+
+# --------------------------------------------------------------------------- masks
+def half_mask(dim: int, flip: bool = False) -> Tensor:
+    """The first :math:`\\lceil d/2 \\rceil` entries condition (the last ones if ``flip``)."""
+    check_dim("dim", dim)
+    mask = torch.arange(dim) < (dim + 1) // 2
+    return mask.flip(0) if flip else mask
+
+
+def alternating_mask(dim: int, parity: int = 0) -> Tensor:
+    """Entries :math:`i` with :math:`i \\equiv \\text{parity} \\pmod 2` condition."""
+    check_dim("dim", dim)
+    return torch.arange(dim) % 2 == parity % 2
+
+
+def _check_image_shape(event_shape: Sequence[int]) -> tuple[int, int, int]:
+    shape = tuple(event_shape)
+    if len(shape) != 3:
+        raise ValueError(f"event_shape must be (C, H, W), got {shape}")
+    for s in shape:
+        check_dim("event_shape", s)
+    return shape
+
+
+def checkerboard_mask(event_shape: Sequence[int], parity: int = 0) -> Tensor:
+    """Pixels :math:`(h, w)` with :math:`h + w \\equiv \\text{parity} \\pmod 2` condition, in
+    every channel (RealNVP)."""
+    c, h, w = _check_image_shape(event_shape)
+    board = (torch.arange(h)[:, None] + torch.arange(w)) % 2 == parity % 2
+    return board.expand(c, h, w).clone()
+
+
+def channel_mask(event_shape: Sequence[int], flip: bool = False) -> Tensor:
+    """The first :math:`\\lceil C/2 \\rceil` channels condition (the last ones if ``flip``)."""
+    c, h, w = _check_image_shape(event_shape)
+    return half_mask(c, flip)[:, None, None].expand(c, h, w).clone()
+
+
+def _check_mask(mask: Tensor) -> Tensor:
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError("mask must be boolean (or contain only 0 and 1)")
+        mask = mask != 0
+    if mask.dim() not in (1, 3):
+        raise ValueError(
+            f"mask must have the event shape, (d,) or (C, H, W), got {tuple(mask.shape)}"
+        )
+    if mask.all() or not mask.any():
+        raise ValueError(
+            "mask must partition the dimensions into two non-empty parts (conditioning = true, "
+            f"transformed = false); it has {int(mask.sum())} of {mask.numel()} entries true"
+        )
+    return mask
+
+
+# --------------------------------------------------------------------------- networks
+class ConvNet(nn.Sequential):
+    r"""The small CNN of Glow's coupling layers: ``conv3x3 → act → conv1x1 → act → conv3x3``,
+    mapping :math:`(C_\text{in}, H, W)` to :math:`(C_\text{out}, H, W)`; the last convolution
+    starts at zero (the coupling starts at the identity)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        hidden: int = 64,
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        last = nn.Conv2d(hidden, out_channels, 3, padding=1)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        super().__init__(
+            nn.Conv2d(in_channels, hidden, 3, padding=1),
+            activation(),
+            nn.Conv2d(hidden, hidden, 1),
+            activation(),
+            last,
+        )
+
+
+# --------------------------------------------------------------------------- elementwise maps
+class _Split:
+    """Gather the two parts of a mask along the leading event dimension, and merge them back
+    (slices when the parts are contiguous, index gathers otherwise)."""
+
+    def __init__(self, mask: Tensor) -> None:
+        self.a = mask.nonzero().squeeze(-1).tolist()
+        self.b = (~mask).nonzero().squeeze(-1).tolist()
+        self.order = torch.argsort(torch.tensor(self.a + self.b))
+        self.a_first = self.a == list(range(len(self.a)))
+        self.b_first = self.b == list(range(len(self.b)))
+
+    def take(self, x: Tensor, dim: int, part: list[int]) -> Tensor:
+        start = part[0]
+        if part == list(range(start, start + len(part))):
+            return x.narrow(dim, start, len(part))
+        return x.index_select(dim, torch.tensor(part, device=x.device))
+
+    def merge(self, x_a: Tensor, y_b: Tensor, dim: int) -> Tensor:
+        if self.a_first:
+            return torch.cat([x_a, y_b], dim)
+        if self.b_first:
+            return torch.cat([y_b, x_a], dim)
+        return torch.cat([x_a, y_b], dim).index_select(dim, self.order.to(x_a.device))
+
+
+class _Contextual:
+    """Mixin of transforms whose networks also read a context: :meth:`bind` returns a shallow
+    copy that shares the parameters and reads ``context``."""
+
+    context: Tensor | None = None
+
+    def bind(self, context: Tensor) -> Bijector:
+        bound = copy.copy(self)
+        bound.context = context
+        return bound
+
+    def state_tensors(self) -> Iterable[Tensor]:
+        extra = () if self.context is None else (self.context,)
+        return itertools.chain(super().state_tensors(), extra)
+
+    def _with_context(self, h: Tensor, event_dim: int) -> Tensor:
+        r"""Concatenate the context to the network input ``h`` (vector or :math:`(C, H, W)`
+        events), broadcasting batch dimensions and, for images, the spatial ones."""
+        if self.context is None:
+            return h
+        c = self.context
+        batch = torch.broadcast_shapes(h.shape[: h.dim() - event_dim], c.shape[:-1])
+        if event_dim == 3:
+            c = c[..., None, None].expand(*c.shape, *h.shape[-2:])
+        h = h.expand(*batch, *h.shape[h.dim() - event_dim :])
+        c = c.expand(*batch, *c.shape[c.dim() - event_dim :])
+        return torch.cat([h, c], h.dim() - event_dim)
+
+
+class ContextualTransform(ConditionalTransform):
+    r"""A conditional bijector :math:`f_c`: calling it with a context :math:`c` returns
+    ``transform`` bound to :math:`c` (its networks read :math:`c` next to their usual inputs).
+    ``transform`` must have been built with ``context_features`` context inputs."""
+
+    def __init__(self, transform: Bijector, context_features: int) -> None:
+        nn.Module.__init__(self)
+        check_dim("context_features", context_features)
+        if not isinstance(transform, _Contextual):
+            raise TypeError(f"transform must accept a context, got {type(transform).__name__}")
+        self.transform = transform
+        self.context_features = context_features
+
+    def forward(self, context: Tensor) -> Bijector:
+        check_input("context", context, (self.context_features,), self.transform.dtype)
+        return self.transform.bind(context)
+
+
+def shift_map(x: Tensor, shift: Tensor, inverse: bool) -> tuple[Tensor, None]:
+    r""":math:`y = x + t` (or its inverse :math:`x = y - t`); the log-det is zero (``None``)."""
+    return (x - shift if inverse else x + shift), None
+
+
+def affine_map(
+    x: Tensor, params: Tensor, inverse: bool, bound: float, dim: int
+) -> tuple[Tensor, Tensor]:
+    r""":math:`y = x e^{s} + t` with :math:`s = b \tanh(\tilde s / b)`, where ``params`` is
+    :math:`(t, \tilde s)` concatenated along ``dim``; or the inverse
+    :math:`x = (y - t) e^{-s}`. Returns the value and the elementwise log-det (:math:`\pm s`)."""
+    shift, raw = params.chunk(2, dim)
+    log_scale = bound * torch.tanh(raw / bound)
+    if inverse:
+        return (x - shift) * torch.exp(-log_scale), -log_scale
+    return torch.addcmul(shift, x, torch.exp(log_scale)), log_scale
+
+
+# --------------------------------------------------------------------------- couplings
+class CouplingTransform(_Contextual, Bijector):
+    r"""The coupling :math:`y_A = x_A`, :math:`y_B = g(x_B; \theta(x_A))` for an elementwise
+    bijection :math:`g` with ``n_params`` parameters per entry (subclasses define :meth:`_g`).
+
+    Args:
+        mask: boolean tensor of the event shape, true on the conditioning part :math:`A`.
+        conditioner: network from the conditioning part (plus ``context_features`` context
+            entries) to ``n_params`` parameters per transformed entry, concatenated along the
+            leading event dimension; ``None`` builds :class:`~flowdist.nn.MLP` (``hidden``) for
+            vectors, :class:`ConvNet` (``hidden[0]`` channels) for images, last layer at zero.
+        hidden: hidden sizes of the default conditioner.
+        context_features: size of the context vector, for use in :class:`ContextualTransform`.
+    """
+
+    n_params: int = 1
+
+    def __init__(
+        self,
+        mask: Tensor,
+        conditioner: nn.Module | None = None,
+        *,
+        hidden: Sequence[int] = (256, 256),
+        context_features: int = 0,
+        cache_size: int = 1,
+    ) -> None:
+        super().__init__(cache_size=cache_size)
+        mask = _check_mask(mask)
+        if context_features:
+            check_dim("context_features", context_features)
+        self._event_shape = tuple(mask.shape)
+        event_dim = mask.dim()
+        self.domain = constraints.independent(constraints.real, event_dim)
+        self.codomain = self.domain
+        # leading-dimension split: vectors, or channel-wise image masks
+        lead = mask.reshape(mask.shape[0], -1)
+        self.spatial = bool(event_dim == 3 and not (lead == lead[:, :1]).all())
+        self.register_buffer("mask", mask)
+        if self.spatial:
+            self.register_buffer("mask_in", mask.to(torch.get_default_dtype()))
+            n_in, n_out = mask.shape[0], mask.shape[0]
+        else:
+            self.split = _Split(lead[:, 0])
+            n_in, n_out = len(self.split.a), len(self.split.b)
+        if conditioner is None:
+            n_in += context_features
+            if event_dim == 1:
+                conditioner = MLP(n_in, self.n_params * n_out, hidden, zero_last=True)
+            else:
+                conditioner = ConvNet(n_in, self.n_params * n_out, hidden[0])
+        if not isinstance(conditioner, nn.Module):
+            raise TypeError(f"conditioner must be an nn.Module, got {type(conditioner).__name__}")
+        self.conditioner = conditioner
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return self._event_shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the floating-point state (the masks are boolean)."""
+        for t in self.state_tensors():
+            if t.is_floating_point():
+                return t.dtype
+        return torch.get_default_dtype()
+
+    def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, Tensor | None]:
+        r"""Apply :math:`g` (or :math:`g^{-1}`) elementwise; return the value and the
+        elementwise :math:`\log|g'|` (``None`` where it is zero)."""
+        raise NotImplementedError
+
+    def _params(self, h: Tensor) -> Tensor:
+        event_dim = len(self._event_shape)
+        h = self._with_context(h, event_dim)
+        if event_dim == 1:
+            return self.conditioner(h)
+        batch = h.shape[:-3]
+        out = self.conditioner(h.reshape(-1, *h.shape[-3:]))
+        return out.reshape(*batch, *out.shape[-3:])
+
+    def _couple(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        event_dim = len(self._event_shape)
+        dims = tuple(range(-event_dim, 0))
+        if self.spatial:
+            params = self._params(x * self.mask_in)
+            z, log_scale = self._g(x, params, inverse)
+            y = torch.where(self.mask, x, z)
+            if log_scale is None:
+                return y, x.new_zeros(y.shape[: y.dim() - event_dim])
+            return y, log_scale.masked_fill(self.mask, 0).sum(dims)
+        dim = -event_dim
+        x_a = self.split.take(x, dim, self.split.a)
+        x_b = self.split.take(x, dim, self.split.b)
+        params = self._params(x_a)
+        y_b, log_scale = self._g(x_b, params, inverse)
+        x_a = x_a.expand(*y_b.shape[:dim], *x_a.shape[dim:])  # a context's larger batch
+        y = self.split.merge(x_a, y_b, dim)
+        batch = y.shape[: y.dim() - event_dim]
+        return y, (y.new_zeros(batch) if log_scale is None else log_scale.sum(dims))
+
+    def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self._couple(x, inverse=False)
+
+    def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return self._couple(y, inverse=True)
+
+
+class AdditiveCouplingTransform(CouplingTransform):
+    r"""NICE's additive coupling :math:`y_B = x_B + m(x_A)`, with unit Jacobian."""
+
+    n_params = 1
+
+    def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, None]:
+        return shift_map(x, params, inverse)
+
+
+class AffineCouplingTransform(CouplingTransform):
+    r"""RealNVP's affine coupling :math:`y_B = x_B \odot e^{s(x_A)} + t(x_A)`, with the bounded
+    log-scale :math:`s = b \tanh(\tilde s / b)` and :math:`\log|\det J| = \sum_B s`.
+
+    The conditioner outputs :math:`(t, \tilde s)` concatenated along the leading event
+    dimension. ``bound`` is :math:`b` (default 3); other arguments as in
+    :class:`CouplingTransform`.
+    """
+
+    n_params = 2
+
+    def __init__(
+        self,
+        mask: Tensor,
+        conditioner: nn.Module | None = None,
+        *,
+        bound: float = 3.0,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(mask, conditioner, **kwargs)
+        if not bound > 0:
+            raise ValueError(f"bound must be positive, got {bound}")
+        self.bound = float(bound)
+
+    def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
+        return affine_map(x, params, inverse, self.bound, -len(self._event_shape))
+
+
+class ScaleTransform(Bijector):
+    r"""NICE's diagonal scaling layer :math:`y = x \odot e^{s}`, :math:`\log|\det J| = \sum s`,
+    with a learned :math:`s` of the event shape (zero at the start)."""
+
+    def __init__(self, *event_shape: int, cache_size: int = 1) -> None:
+        super().__init__(cache_size=cache_size)
+        if not event_shape:
+            raise ValueError("event_shape: give at least one dimension")
+        for n in event_shape:
+            check_dim("event_shape", n)
+        self.domain = constraints.independent(constraints.real, len(event_shape))
+        self.codomain = self.domain
+        self.log_scale = nn.Parameter(torch.zeros(event_shape))
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        return tuple(self.log_scale.shape)
+
+    def _ladj(self, x: Tensor, sign: int) -> Tensor:
+        batch = x.shape[: x.dim() - self.log_scale.dim()]
+        return (sign * self.log_scale.sum()).expand(batch)
+
+    def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return x * self.log_scale.exp(), self._ladj(x, 1)
+
+    def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        return y * torch.exp(-self.log_scale), self._ladj(y, -1)
