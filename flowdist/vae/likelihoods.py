@@ -1,0 +1,138 @@
+r"""Decoder likelihoods :math:`p_\theta(x \mid z)`: the decoder outputs one number per data
+dimension, and a likelihood turns it into a distribution over a whole data point.
+
+* :class:`BernoulliLikelihood` — binary pixels, :math:`p(x \mid z) = \prod_i
+  \sigma(\ell_i)^{x_i} (1 - \sigma(\ell_i))^{1 - x_i}` with logits :math:`\ell`.
+* :class:`ContinuousBernoulliLikelihood` — intensities in :math:`[0, 1]` (Loaiza-Ganem &
+  Cunningham 2019): the Bernoulli kernel with its normaliser :math:`C(\lambda)`, a proper density.
+* :class:`GaussianLikelihood` — real data, :math:`\mathcal N(x; \mu(z), \sigma^2 I)` with
+  :math:`\sigma` fixed or learned (one :math:`\sigma_i` per dimension).
+
+Each checks at the boundary that the data lie in its support (:meth:`Likelihood.check`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "BernoulliLikelihood",
+    "ContinuousBernoulliLikelihood",
+    "GaussianLikelihood",
+    "Likelihood",
+    "logits_of_probs",
+    "make_likelihood",
+]
+
+
+class Likelihood(nn.Module):
+    """Maps the decoder's output (shape ``(..., *x_shape)``) to :math:`p(x \\mid z)`, a
+    distribution whose event is one whole data point."""
+
+    #: the support, in words, for error messages
+    support: str = "the reals"
+
+    def __init__(self, x_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.x_shape = tuple(x_shape)
+
+    def forward(self, params: Tensor) -> dist.TorchDistribution:
+        raise NotImplementedError
+
+    def _in_support(self, x: Tensor) -> Tensor:
+        return torch.isfinite(x).all()
+
+    def check(self, x: Tensor, name: str = "x") -> None:
+        """Raise a :class:`ValueError` naming ``name`` unless ``x`` lies in the support."""
+        if not bool(self._in_support(x)):
+            lo, hi = float(x.min()), float(x.max())
+            raise ValueError(
+                f"{name} lies outside the support of {type(self).__name__} ({self.support}): "
+                f"values range over [{lo:g}, {hi:g}]"
+            )
+
+    def mean(self, params: Tensor) -> Tensor:
+        """:math:`\\mathbb E[x \\mid z]`, for figures."""
+        return self(params).mean
+
+
+class BernoulliLikelihood(Likelihood):
+    r"""Independent Bernoulli pixels with logits given by the decoder."""
+
+    support = "binary values 0 or 1"
+
+    def forward(self, params: Tensor) -> dist.TorchDistribution:
+        return dist.Bernoulli(logits=params).to_event(len(self.x_shape))
+
+    def _in_support(self, x: Tensor) -> Tensor:
+        return ((x == 0) | (x == 1)).all()
+
+    def mean(self, params: Tensor) -> Tensor:
+        return torch.sigmoid(params)
+
+
+class ContinuousBernoulliLikelihood(Likelihood):
+    r"""Continuous Bernoulli intensities in :math:`[0, 1]` with logits given by the decoder:
+    :math:`p(x \mid \lambda) = C(\lambda)\, \lambda^x (1 - \lambda)^{1 - x}`."""
+
+    support = "the interval [0, 1]"
+
+    def forward(self, params: Tensor) -> dist.TorchDistribution:
+        return dist.ContinuousBernoulli(logits=params).to_event(len(self.x_shape))
+
+    def _in_support(self, x: Tensor) -> Tensor:
+        return ((x >= 0) & (x <= 1)).all()
+
+
+class GaussianLikelihood(Likelihood):
+    r""":math:`\mathcal N(x; \mu(z), \operatorname{diag}\sigma^2)` with the mean from the decoder.
+
+    Args:
+        x_shape: the shape of one data point.
+        scale: a fixed :math:`\sigma`, or ``None`` to learn one :math:`\sigma_i` per dimension
+            (parameterised as :math:`\log \sigma_i`, initialised at :math:`\sigma_i = 1`).
+    """
+
+    def __init__(self, x_shape: tuple[int, ...], scale: float | None = None) -> None:
+        super().__init__(x_shape)
+        if scale is None:
+            self.log_scale = nn.Parameter(torch.zeros(self.x_shape))
+        else:
+            if not scale > 0:
+                raise ValueError(f"scale must be positive, got {scale}")
+            self.register_buffer("log_scale", torch.full(self.x_shape, math.log(scale)))
+
+    def forward(self, params: Tensor) -> dist.TorchDistribution:
+        return dist.Normal(params, self.log_scale.exp()).to_event(len(self.x_shape))
+
+    def mean(self, params: Tensor) -> Tensor:
+        return params
+
+
+_LIKELIHOODS = {
+    "bernoulli": BernoulliLikelihood,
+    "continuous_bernoulli": ContinuousBernoulliLikelihood,
+    "gaussian": GaussianLikelihood,
+}
+
+
+def make_likelihood(likelihood: str | Likelihood, x_shape: tuple[int, ...]) -> Likelihood:
+    """A :class:`Likelihood` from its name (``"bernoulli"``, ``"continuous_bernoulli"``,
+    ``"gaussian"`` with learned variance) or the instance itself."""
+    if isinstance(likelihood, Likelihood):
+        return likelihood
+    if likelihood not in _LIKELIHOODS:
+        raise ValueError(
+            f"likelihood must be a Likelihood or one of {sorted(_LIKELIHOODS)}, got {likelihood!r}"
+        )
+    return _LIKELIHOODS[likelihood](x_shape)
+
+
+def logits_of_probs(p: Tensor) -> Tensor:
+    """Logits of probabilities, clamped away from 0 and 1 (to initialise decoder biases)."""
+    eps = torch.finfo(p.dtype).eps ** 0.5
+    return torch.logit(p.clamp(eps, 1 - eps))

@@ -1,0 +1,139 @@
+r"""Training loop: stochastic variational inference on minibatches, with a validation score,
+early stopping and checkpoints.
+
+Each step minimises an unbiased minibatch estimate of the negative objective (``num_data``
+scales the data plate), through the ELBO's ``differentiable_loss`` — Pyro's
+``Trace_ELBO``, ``TraceMeanField_ELBO``, ``TraceEnum_ELBO`` or :class:`~flowdist.vae.evaluate.
+IWAE_ELBO` — and one ``torch.optim`` optimizer over the module's parameters (the pattern of
+Pyro's "custom objectives" guide; ``pyro.infer.SVI`` works as well, see the tests).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+from pyro.infer import Trace_ELBO
+from torch import Tensor
+
+from flowdist.transforms.base import check_dim
+from flowdist.vae.evaluate import importance_log_likelihood
+
+__all__ = ["FitResult", "fit", "validation_elbo"]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did: per-epoch ``history`` rows (``epoch``, ``train_loss`` in nats per
+    example, ``valid`` score, ``seconds``), the best epoch and its score."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    best_valid: float = -math.inf
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def validation_elbo(module: Any, *data: Tensor) -> float:
+    r"""The mean ELBO per example, :math:`\frac1N \sum_n \log p(x_n, z_n) - \log q(z_n \mid x_n)`,
+    one posterior draw each (higher is better)."""
+    _, elbo = importance_log_likelihood(module.model, module.guide, *data, k=1, batch_size=1000)
+    return float(elbo.mean())
+
+
+def fit(
+    module: Any,
+    data: Tensor | Sequence[Tensor],
+    *,
+    valid: Tensor | Sequence[Tensor] | None = None,
+    loss: Any = None,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    patience: int | None = None,
+    score: Callable[..., float] = validation_elbo,
+    checkpoint: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> FitResult:
+    r"""Train ``module`` (a flowdist VAE) on ``data`` for ``epochs`` passes.
+
+    Args:
+        module: has ``training_loss(loss, *batch, num_data=N)`` (flowdist's VAEs do).
+        data: the training tensors passed to the model, split along dim 0 (``x`` or ``(x, y)``).
+        valid: held-out tensors; after every epoch ``score(module, *valid)`` (default: the
+            validation ELBO per example, higher is better) is recorded.
+        loss: a Pyro ELBO (default ``Trace_ELBO()``) or :class:`~flowdist.vae.IWAE_ELBO`.
+        patience: stop after this many epochs without a better validation score, and restore
+            the best parameters (needs ``valid``).
+        checkpoint: a file path; the module, optimizer and history are saved there after every
+            epoch, and training resumes from it when it exists.
+        seed: seeds the minibatch order and ``pyro.set_rng_seed``.
+        progress: show a ``tqdm`` progress bar.
+    """
+    data = (data,) if isinstance(data, Tensor) else tuple(data)
+    valid = (valid,) if isinstance(valid, Tensor) else valid
+    check_dim("epochs", epochs)
+    check_dim("batch_size", batch_size)
+    if patience is not None and valid is None:
+        raise ValueError("patience: early stopping needs valid data")
+    loss = Trace_ELBO() if loss is None else loss
+    n = data[0].shape[0]
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+    result = FitResult()
+    best_state = None
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+        module.load_state_dict(saved["module"])
+        optimizer.load_state_dict(saved["optimizer"])
+        result = saved["result"]
+        best_state = saved["best_state"]
+        start_epoch = len(result.history)
+    pyro.set_rng_seed(seed + start_epoch)
+    generator = torch.Generator().manual_seed(seed + start_epoch)
+    epochs_iter: Any = range(start_epoch, epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs_iter = tqdm(epochs_iter, desc=type(module).__name__, unit="epoch")
+    for epoch in epochs_iter:
+        if result.stopped_early:
+            break
+        t0 = time.perf_counter()
+        module.train()
+        total = 0.0
+        for idx in torch.randperm(n, generator=generator).split(batch_size):
+            batch = [d[idx.to(d.device)] for d in data]
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = module.training_loss(loss, *batch, num_data=n) / n
+            step_loss.backward()
+            optimizer.step()
+            total += float(step_loss.detach()) * len(idx)
+        row = {"epoch": epoch, "train_loss": total / n, "seconds": time.perf_counter() - t0}
+        if valid is not None:
+            module.eval()
+            row["valid"] = score(module, *valid)
+            if row["valid"] > result.best_valid:
+                result.best_valid, result.best_epoch = row["valid"], epoch
+                best_state = copy.deepcopy(module.state_dict())
+            elif patience is not None and epoch - result.best_epoch >= patience:
+                result.stopped_early = True
+        result.history.append(row)
+        result.seconds += row["seconds"]
+        if progress:
+            epochs_iter.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch"})
+        if checkpoint is not None:
+            state = {"module": module.state_dict(), "optimizer": optimizer.state_dict()}
+            torch.save({**state, "result": result, "best_state": best_state}, checkpoint)
+    if patience is not None and best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return result

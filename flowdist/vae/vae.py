@@ -1,0 +1,231 @@
+r"""The variational autoencoder (Kingma & Welling 2014; Rezende et al. 2014) as a Pyro
+model/guide pair.
+
+**Model.** :math:`z \sim \mathcal N(0, I)`, :math:`x \mid z \sim p_\theta(x \mid z)` (Bernoulli,
+continuous Bernoulli or Gaussian, :mod:`flowdist.vae.likelihoods`), independently for every data
+point inside ``pyro.plate("data")``. **Guide.** :math:`q_\phi(z \mid x)`, an amortised diagonal
+Gaussian, optionally followed by amortised flow steps (:mod:`flowdist.vae.guides`).
+
+Training maximises the evidence lower bound
+
+.. math::
+    \log p_\theta(x) \ge \mathcal L(x)
+        = \mathbb E_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big]
+        - \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big),
+
+whose gradient is estimated with the reparameterisation :math:`z = \mu_\phi(x) + \sigma_\phi(x)
+\odot \varepsilon`. ``pyro.infer.Trace_ELBO`` estimates both terms by Monte Carlo;
+``pyro.infer.TraceMeanField_ELBO`` uses the closed form of the Gaussian KL,
+
+.. math::
+    \mathrm{KL}\big(\mathcal N(\mu, \operatorname{diag}\sigma^2) \,\|\, \mathcal N(0, I)\big)
+      = \tfrac12 \sum_j \big(\mu_j^2 + \sigma_j^2 - 1 - \log \sigma_j^2\big),
+
+the same expectation with a lower variance. With minibatches, pass ``num_data`` (the data-set
+size): the plate then scales the minibatch's log-densities by ``num_data / batch``, so that the
+loss is an unbiased estimate of the full-data negative ELBO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.nn import PyroModule, pyro_method
+from torch import Tensor, nn
+
+from flowdist.transforms import Bijector, PlanarTransform
+from flowdist.transforms.base import check_dim, check_input
+from flowdist.vae.guides import AmortizedGuide
+from flowdist.vae.likelihoods import Likelihood, make_likelihood
+from flowdist.vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
+
+__all__ = ["VAE"]
+
+
+def _shape(x_shape: int | Sequence[int]) -> tuple[int, ...]:
+    shape = (x_shape,) if isinstance(x_shape, int) else tuple(x_shape)
+    for n in shape:
+        check_dim("x_shape", n)
+    return shape
+
+
+class VAE(PyroModule):
+    r"""A variational autoencoder: :meth:`model` is :math:`p(z)\,p_\theta(x \mid z)`,
+    :meth:`guide` is :math:`q_\phi(z \mid x)`; train them with ``pyro.infer.SVI`` (or
+    :func:`flowdist.vae.fit`).
+
+    Args:
+        x_shape: the shape of one data point (``784`` or ``(1, 28, 28)``).
+        z_dim: the latent size.
+        hidden: hidden layer sizes of the default MLP encoder and decoder (Kingma & Welling:
+            one layer of 400, softplus).
+        encoder: the encoder *body*, mapping ``(..., *x_shape)`` to features ``(..., F)``; the
+            guide adds the linear heads. Default: MLP for vectors, :func:`conv_encoder` for
+            ``(C, H, W)`` images.
+        decoder: maps ``(..., z_dim)`` to ``(..., *x_shape)``, the likelihood's parameters
+            (logits or means).
+        likelihood: ``"bernoulli"``, ``"continuous_bernoulli"``, ``"gaussian"`` (learned
+            variance) or a :class:`~flowdist.vae.likelihoods.Likelihood` instance, e.g.
+            ``GaussianLikelihood(x_shape, scale=0.1)`` for a fixed variance.
+        flow_steps: number of amortised bijectors after the Gaussian guide (0: diagonal guide).
+        flow: the bijector class of the flow guide (planar by default).
+        name: the Pyro name prefix of the parameters (distinct models trained with ``SVI`` in one
+            process need distinct names, or ``pyro.clear_param_store()`` in between).
+    """
+
+    def __init__(
+        self,
+        x_shape: int | Sequence[int],
+        z_dim: int = 50,
+        *,
+        hidden: Sequence[int] = (400,),
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        likelihood: str | Likelihood = "bernoulli",
+        flow_steps: int = 0,
+        flow: type[Bijector] = PlanarTransform,
+        name: str = "vae",
+    ) -> None:
+        super().__init__(name)
+        self.x_shape = _shape(x_shape)
+        check_dim("z_dim", z_dim)
+        self.z_dim = z_dim
+        image = len(self.x_shape) == 3
+        if encoder is None:
+            encoder = conv_encoder(self.x_shape) if image else mlp_encoder(self.x_shape, hidden)
+        if decoder is None:
+            decoder = (
+                conv_decoder(z_dim, self.x_shape)
+                if image
+                else mlp_decoder(self.decoder_in_features, self.x_shape, hidden)
+            )
+        self.encoder = AmortizedGuide(
+            encoder, self.encoder_in_shape, z_dim, flow_steps=flow_steps, flow=flow
+        )
+        self.decoder = decoder
+        self.likelihood = make_likelihood(likelihood, self.x_shape)
+        self.register_buffer("prior_loc", torch.zeros(z_dim))
+        self.register_buffer("prior_scale", torch.ones(z_dim))
+
+    # ------------------------------------------------------------ conditioning hooks
+    @property
+    def encoder_in_shape(self) -> tuple[int, ...]:
+        """The shape of one encoder input (the data point; with its label when conditional)."""
+        return self.x_shape
+
+    @property
+    def decoder_in_features(self) -> int:
+        """The size of one decoder input (:math:`z`; with the label when conditional)."""
+        return self.z_dim
+
+    def _encoder_input(self, x: Tensor, y: Tensor | None) -> Tensor:
+        return x
+
+    def _decoder_input(self, z: Tensor, y: Tensor | None) -> Tensor:
+        return z
+
+    # ------------------------------------------------------------ distributions
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.prior_loc.dtype
+
+    def prior(self) -> dist.TorchDistribution:
+        r"""The prior :math:`p(z) = \mathcal N(0, I)`."""
+        return dist.Normal(self.prior_loc, self.prior_scale).to_event(1)
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> dist.TorchDistribution:
+        r"""The variational posterior :math:`q_\phi(z \mid x)` (batch shape ``x.shape[:-d]``)."""
+        return self.encoder(self._encoder_input(x, y))
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> dist.TorchDistribution:
+        r"""The likelihood :math:`p_\theta(x \mid z)` (batch shape ``z.shape[:-1]``)."""
+        return self.likelihood(self.decoder(self._decoder_input(z, y)))
+
+    # ------------------------------------------------------------ Pyro model / guide
+    def check_data(self, x: Tensor) -> None:
+        """Raise a clear error unless ``x`` is a batch ``(B, *x_shape)`` in the likelihood's
+        support with the module's dtype."""
+        check_input("x", x, self.x_shape, self.dtype)
+        if x.dim() != len(self.x_shape) + 1:
+            raise ValueError(
+                f"x must be a batch of shape (batch, {', '.join(map(str, self.x_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        self.likelihood.check(x, "x")
+
+    def _plate(self, x: Tensor, num_data: int | None) -> pyro.plate:
+        batch = x.shape[0]
+        size = batch if num_data is None else num_data
+        if size < batch:
+            raise ValueError(f"num_data ({size}) must be at least the batch size ({batch})")
+        return pyro.plate("data", size, subsample=torch.arange(batch, device=x.device), dim=-1)
+
+    @pyro_method
+    def model(self, x: Tensor, *, num_data: int | None = None) -> Tensor:
+        r""":math:`z \sim \mathcal N(0, I)`, :math:`x \sim p_\theta(x \mid z)` for each data point
+        (``num_data``: the data-set size, when ``x`` is a minibatch). Returns :math:`z`."""
+        self.check_data(x)
+        return self._model(x, None, num_data)
+
+    @pyro_method
+    def guide(self, x: Tensor, *, num_data: int | None = None) -> Tensor:
+        r""":math:`z \sim q_\phi(z \mid x)`, reparameterised. Returns :math:`z`."""
+        self.check_data(x)
+        return self._guide(x, None, num_data)
+
+    def _model(self, x: Tensor, y: Tensor | None, num_data: int | None) -> Tensor:
+        with self._plate(x, num_data):
+            z = pyro.sample("z", self.prior())
+            pyro.sample("x", self.decode(z, y), obs=x)
+        return z
+
+    def _guide(self, x: Tensor, y: Tensor | None, num_data: int | None) -> Tensor:
+        with self._plate(x, num_data):
+            return pyro.sample("z", self.encode(x, y))
+
+    def training_loss(self, loss: Any, *data: Tensor, num_data: int | None = None) -> Tensor:
+        """The differentiable minibatch loss of a Pyro ELBO (used by :func:`flowdist.vae.fit`)."""
+        return loss.differentiable_loss(self.model, self.guide, *data, num_data=num_data)
+
+    # ------------------------------------------------------------ figures and sampling
+    def _latent_mean(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r"""The guide's :math:`\mu(x)`, pushed through the flow steps when there are any."""
+        q = self.encode(x, y)
+        z = q.base_dist.mean if isinstance(q, dist.TransformedDistribution) else q.mean
+        for t in getattr(q, "transforms", ()):
+            z = t(z)
+        return z
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        r""":math:`\mathbb E[x \mid z = \text{guide mean}]` (deterministic)."""
+        return self.likelihood.mean(self.decoder(self._decoder_input(self._latent_mean(x, y), y)))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        y: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        mean: bool = True,
+    ) -> Tensor:
+        r"""``n`` draws :math:`z \sim p(z)` decoded to :math:`\mathbb E[x \mid z]` (``mean=True``)
+        or to a sample :math:`x \sim p(x \mid z)`."""
+        check_dim("n", n)
+        z = torch.randn(
+            n, self.z_dim, generator=generator, dtype=self.dtype, device=self.prior_loc.device
+        )
+        params = self.decoder(self._decoder_input(z, y))
+        if mean:
+            return self.likelihood.mean(params)
+        return self.likelihood(params).sample()
+
+    @torch.no_grad()
+    def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        r""":math:`\mathbb E[x \mid z]` for given latents (latent traversals and maps)."""
+        return self.likelihood.mean(self.decoder(self._decoder_input(z, y)))
