@@ -40,7 +40,7 @@ __all__ = [
     "check_input",
 ]
 
-_OPTIMIZER_STEPS = itertools.count()
+_OPTIMIZER_STEPS = itertools.count(1)
 _optimizer_step = [0]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
 
 import pyro
 import pyro.distributions as pdist
@@ -152,3 +154,19 @@ def test_bad_input_names_the_argument(x, error, match):
 def test_bad_dim(dim):
     with pytest.raises(ValueError, match="dim must be a positive integer"):
         PlanarTransform(dim)
+
+
+def test_first_optimizer_step_of_a_process_invalidates_the_cache():
+    """Regression: the very first optimizer step in a fresh process must count."""
+    code = (
+        "import torch\n"
+        "from flowdist.transforms import PlanarTransform\n"
+        "t = PlanarTransform(2)\n"
+        "opt = torch.optim.Adam(t.parameters(), lr=0.1, fused=True)\n"
+        "x = torch.randn(4, 2)\n"
+        "y = t(x)\n"
+        "y.sum().backward()\n"
+        "opt.step()\n"
+        "assert t(x) is not y\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
