@@ -1,0 +1,57 @@
+"""Checkpoints: round trip, atomic save, and clear errors for every kind of bad file."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from flowdist.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from flowdist.flows import PlanarFlow
+
+
+def test_round_trip(tmp_path):
+    flow = PlanarFlow(2, 4)
+    path = save_checkpoint(tmp_path / "f.pt", "planar", {"dim": 2, "K": 4}, flow, {"seed": 3})
+    ckpt = load_checkpoint(path, model="planar")
+    other = PlanarFlow(**ckpt.config)
+    other.load_state_dict(ckpt.state_dict)
+    x = torch.randn(5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(other().log_prob(x), flow().log_prob(x))
+    assert ckpt.metadata == {"seed": 3}
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "f.pt", "planar", {"dim": 2, "K": 4}, PlanarFlow(2, 4))
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, "planar", {"dim": 2, "K": 8}, PlanarFlow(2, 8))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.pt"]  # no temporary file left
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    path = save_checkpoint(tmp_path / "f.pt", "planar", {"dim": 2, "K": 4}, PlanarFlow(2, 4))
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(truncated)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not a flowdist checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="holds a 'planar' model, not 'rbm'"):
+        load_checkpoint(path, model="rbm")
