@@ -74,7 +74,12 @@ def _load_transform(spec: str) -> Any:
     if not hasattr(module, attr):
         raise ValueError(f"module {module_name!r} has no attribute {attr!r}")
     obj = getattr(module, attr)
-    t = obj() if callable(obj) and not isinstance(obj, Transform) else obj
+    t = obj
+    if callable(obj) and not isinstance(obj, Transform):
+        try:
+            t = obj()
+        except Exception as err:
+            raise ValueError(f"calling {spec}() failed: {type(err).__name__}: {err}") from err
     if not isinstance(t, Transform):
         raise ValueError(
             f"{spec} must be (or return) a torch.distributions.Transform, got {type(t).__name__}"

@@ -55,6 +55,7 @@ def test_check_transform_reports_a_wrong_log_det(user_module, capsys):
         (["check-transform", "user_transforms:missing"], "has no attribute 'missing'"),
         (["check-transform", "user_transforms:not_a_transform"], "must be (or return)"),
         (["check-transform", "user_transforms:bad"], "pass --event-shape"),
+        (["check-transform", "user_transforms:AffineTransform"], "calling user_transforms"),
         (["demo", "--device", "nonsense"], "--device"),
     ],
 )
