@@ -104,16 +104,30 @@ class UnnormalizedDistribution(nn.Module, Distribution):
 
     # -- provided ---------------------------------------------------------------------------
     def _state_key(self) -> tuple:
-        return tuple(
-            (t.data_ptr(), t._version, t.dtype, t.device)
-            for t in (*self.parameters(), *self.buffers())
-        )
+        # Version counters catch in-place updates; the position-weighted checksum also catches
+        # writes through ``.data``, which bypass them.
+        key = []
+        for t in (*self.parameters(), *self.buffers()):
+            flat = t.detach().reshape(-1).double()
+            ramp = torch.linspace(1.0, 2.0, flat.numel(), dtype=flat.dtype, device=flat.device)
+            key.append((t.data_ptr(), t._version, t.dtype, t.device, float(flat @ ramp)))
+        return tuple(key)
 
     def _check(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        dtype = next(self.parameters()).dtype
+        if x.dtype != dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the model's parameters are {dtype}; convert one of "
+                f"them (model.to({dtype}) or x.to({dtype}))"
+            )
         if self._validate_args:
             self._validate_sample(x)
+
+    def free_energy(self, x: Tensor) -> Tensor:
+        r"""The same as :meth:`energy` (the name used for latent-variable models)."""
+        return self.energy(x)
 
     def unnormalized_log_prob(self, x: Tensor) -> Tensor:
         r""":math:`\log \tilde p(x) = -E(x)` (minus the free energy for latent-variable models)."""
@@ -153,6 +167,9 @@ class UnnormalizedDistribution(nn.Module, Distribution):
             raise ValueError(f"method must be 'ais', got {method!r}")
         if data is not None:
             self._check(data)
+        for name, p in self.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise FloatingPointError(f"cannot run AIS: parameter {name!r} is not finite")
         with torch.no_grad():
             estimate = ais(
                 self.annealing_path(data), num_chains=num_chains, betas=betas, generator=generator

@@ -30,7 +30,7 @@ from torch.distributions import constraints
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.layered import base_rate_logits
 from flowdist.ebm.partition import enumerate_log_sum_exp
-from flowdist.mcmc.gibbs import site_gibbs_sweep
+from flowdist.mcmc.gibbs import bernoulli, site_gibbs_sweep
 
 __all__ = ["BoltzmannMachine"]
 
@@ -96,7 +96,7 @@ class BoltzmannMachine(UnnormalizedDistribution):
         p = torch.full(
             (num_chains, self.num_units), 0.5, dtype=self.bias.dtype, device=self.bias.device
         )
-        return torch.bernoulli(p, generator=generator)
+        return bernoulli(p, generator)
 
     def chain_step(self, state: Tensor, generator: torch.Generator | None) -> Tensor:
         """One systematic-scan sweep of site-by-site Gibbs."""
@@ -120,7 +120,7 @@ class _BoltzmannPath:
 
     def init(self, num_chains: int, generator: torch.Generator | None) -> Tensor:
         p = torch.sigmoid(self.base).expand(num_chains, -1).contiguous()
-        return torch.bernoulli(p, generator=generator)
+        return bernoulli(p, generator)
 
     def _bias(self, beta: float) -> Tensor:
         return (1.0 - beta) * self.base + beta * self.bias

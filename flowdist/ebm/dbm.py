@@ -33,6 +33,7 @@ from torch import Tensor
 from flowdist.ebm.layered import LayeredBoltzmannMachine, layer_input
 from flowdist.ebm.rbm import BernoulliRBM
 from flowdist.ebm.train import TrainingHistory, train_cd
+from flowdist.mcmc.gibbs import bernoulli
 
 __all__ = ["DeepBoltzmannMachine"]
 
@@ -137,9 +138,7 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
             )
             rbms.append(rbm)
             with torch.no_grad():
-                x = torch.bernoulli(
-                    torch.sigmoid(rbm.layer_input(1, [x, None])), generator=generator
-                )
+                x = bernoulli(torch.sigmoid(rbm.layer_input(1, [x, None])), generator=generator)
         with torch.no_grad():
             self.biases[0].copy_(rbms[0].visible_bias)
             self.biases[top].copy_(rbms[-1].hidden_bias)

@@ -38,7 +38,7 @@ from torch.distributions import constraints
 
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.partition import enumerate_log_sum_exp
-from flowdist.mcmc.gibbs import alternating_gibbs_sweep
+from flowdist.mcmc.gibbs import alternating_gibbs_sweep, bernoulli
 
 __all__ = ["LayeredBoltzmannMachine", "base_rate_logits"]
 
@@ -122,7 +122,7 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
     def _sample_layer(
         self, index: int, layers: Sequence[Tensor], generator: torch.Generator | None
     ) -> Tensor:
-        return torch.bernoulli(torch.sigmoid(self.layer_input(index, layers)), generator=generator)
+        return bernoulli(torch.sigmoid(self.layer_input(index, layers)), generator)
 
     def joint_energy(self, layers: Sequence[Tensor]) -> Tensor:
         r"""The energy :math:`E(h^{(0)}, \dots, h^{(L)})` of a full configuration (or of means)."""
@@ -190,7 +190,7 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         """Every unit an independent fair coin."""
         b = self.biases[0]
         return tuple(
-            torch.bernoulli(
+            bernoulli(
                 torch.full((num_chains, n), 0.5, dtype=b.dtype, device=b.device),
                 generator=generator,
             )
@@ -212,7 +212,7 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         """A chain state with visible units ``x`` and hidden layers drawn bottom-up."""
         layers = [x]
         for w, b in zip(self.weights, self.biases[1:], strict=True):
-            layers.append(torch.bernoulli(torch.sigmoid(layers[-1] @ w + b), generator=generator))
+            layers.append(bernoulli(torch.sigmoid(layers[-1] @ w + b), generator))
         return tuple(layers)
 
     # -- learning ---------------------------------------------------------------------------
@@ -256,40 +256,42 @@ class _LayeredPath:
     def __init__(self, model: LayeredBoltzmannMachine, base: Tensor) -> None:
         self.model = model
         self.base = base
+        self.weights, self.biases = list(model.weights), list(model.biases)
         self.odd = list(range(1, len(model.layer_sizes), 2))
         self.even_hidden = list(range(2, len(model.layer_sizes), 2))
         hidden = sum(model.layer_sizes[1:])
         self.log_z0 = float(F.softplus(base.double()).sum()) + hidden * math.log(2.0)
 
-    def _with_pre(self, layers: list[Tensor]) -> tuple[list[Tensor], dict[int, Tensor]]:
-        return layers, {i: self.model.layer_input(i, layers) for i in self.odd}
+    def _with_pre(self, layers: list[Tensor]) -> tuple[list[Tensor], dict[int, Tensor], dict]:
+        pre = {i: layer_input(i, layers, self.weights, self.biases) for i in self.odd}
+        return layers, pre, {i: a.double() for i, a in pre.items()}
 
     def init(self, num_chains: int, generator: torch.Generator | None) -> Any:
         state = list(self.model.init_chain(num_chains, generator))
-        state[0] = torch.bernoulli(
+        state[0] = bernoulli(
             torch.sigmoid(self.base).expand(num_chains, -1).contiguous(), generator=generator
         )
         return self._with_pre(state)
 
     def log_f(self, state: Any, beta: float) -> Tensor:
-        layers, pre = state
-        b = self.model.biases
+        layers, _, pre64 = state
+        b = self.biases
         vis_bias = (1.0 - beta) * self.base + beta * b[0]
         out = (layers[0] @ vis_bias).double()
         for i in self.even_hidden:
             out = out + beta * (layers[i] @ b[i]).double()
         for i in self.odd:
-            out = out + F.softplus(beta * pre[i].double()).sum(-1)
+            out = out + F.softplus(beta * pre64[i]).sum(-1)
         return out
 
     def transition(self, state: Any, beta: float, generator: torch.Generator | None) -> Any:
-        layers, pre = state
+        layers, pre, _ = state
         layers = list(layers)
         for i in self.odd:
-            layers[i] = torch.bernoulli(torch.sigmoid(beta * pre[i]), generator=generator)
+            layers[i] = bernoulli(torch.sigmoid(beta * pre[i]), generator)
         for i in range(0, len(layers), 2):
-            a = beta * self.model.layer_input(i, layers)
+            a = beta * layer_input(i, layers, self.weights, self.biases)
             if i == 0:
                 a = a + (1.0 - beta) * self.base
-            layers[i] = torch.bernoulli(torch.sigmoid(a), generator=generator)
+            layers[i] = bernoulli(torch.sigmoid(a), generator)
         return self._with_pre(layers)

@@ -44,6 +44,7 @@ from torch.distributions import constraints
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.layered import LayeredBoltzmannMachine
 from flowdist.ebm.partition import enumerate_log_sum_exp
+from flowdist.mcmc.gibbs import bernoulli
 
 __all__ = ["BernoulliRBM", "GaussianRBM"]
 
@@ -88,10 +89,6 @@ class BernoulliRBM(LayeredBoltzmannMachine):
     @property
     def hidden_bias(self) -> Tensor:
         return self.biases[1]
-
-    def free_energy(self, x: Tensor) -> Tensor:
-        r""":math:`F(v)`; the same as :meth:`energy`."""
-        return self.energy(x)
 
     def hidden_probs(self, x: Tensor) -> Tensor:
         r""":math:`p(h = 1 \mid v) = \sigma(c + W^\top v)`."""
@@ -162,9 +159,6 @@ class GaussianRBM(UnnormalizedDistribution):
         quad = (((x - self.visible_bias) / self.sigma) ** 2).sum(-1) / 2
         return quad - F.softplus(self.hidden_input(x)).sum(-1)
 
-    def free_energy(self, x: Tensor) -> Tensor:
-        return self.energy(x)
-
     def potential_fn(self, site: str = "x") -> Callable[[dict[str, Tensor]], Tensor]:
         r"""The free energy as a Pyro ``potential_fn``: ``{site: v} -> F(v)`` (summed over any
         batch), for :class:`pyro.infer.mcmc.HMC` / :class:`~pyro.infer.mcmc.NUTS`."""
@@ -201,7 +195,7 @@ class GaussianRBM(UnnormalizedDistribution):
 
     def chain_step(self, state: Tensor, generator: torch.Generator | None) -> Tensor:
         """Block Gibbs: :math:`h \\sim p(h \\mid v)`, then :math:`v \\sim p(v \\mid h)`."""
-        h = torch.bernoulli(torch.sigmoid(self.hidden_input(state)), generator=generator)
+        h = bernoulli(torch.sigmoid(self.hidden_input(state)), generator)
         return self._sample_visible(h, generator)
 
     def after_update(self) -> None:
@@ -237,6 +231,6 @@ class _GaussianPath:
 
     def transition(self, state: Any, beta: float, generator: torch.Generator | None) -> Any:
         _, pre = state
-        h = torch.bernoulli(torch.sigmoid(beta * pre), generator=generator)
+        h = bernoulli(torch.sigmoid(beta * pre), generator)
         v = self.model._sample_visible(beta * h, generator)
         return v, self.model.hidden_input(v)

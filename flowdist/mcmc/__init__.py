@@ -3,8 +3,15 @@
 from flowdist.mcmc.gibbs import (
     PersistentChains,
     alternating_gibbs_sweep,
+    bernoulli,
     run_chain,
     site_gibbs_sweep,
 )
 
-__all__ = ["PersistentChains", "alternating_gibbs_sweep", "run_chain", "site_gibbs_sweep"]
+__all__ = [
+    "PersistentChains",
+    "alternating_gibbs_sweep",
+    "bernoulli",
+    "run_chain",
+    "site_gibbs_sweep",
+]

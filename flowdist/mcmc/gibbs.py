@@ -20,9 +20,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["PersistentChains", "alternating_gibbs_sweep", "run_chain", "site_gibbs_sweep"]
+__all__ = [
+    "PersistentChains",
+    "alternating_gibbs_sweep",
+    "bernoulli",
+    "run_chain",
+    "site_gibbs_sweep",
+]
 
 State = Any  # a tensor or a tuple of tensors; the kernel decides
+
+
+def bernoulli(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    r"""Independent draws :math:`\mathbb 1[u < p]`, :math:`u \sim U(0, 1)`, in ``probs``' dtype.
+
+    The same law as :func:`torch.bernoulli`, several times faster on CPU.
+    """
+    u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
+    return (u < probs).to(probs.dtype)
 
 
 def site_gibbs_sweep(
@@ -37,7 +52,7 @@ def site_gibbs_sweep(
     y = y.clone()
     for i in range(y.shape[-1]):
         logits = y @ coupling[:, i] + bias[i]
-        y[:, i] = torch.bernoulli(torch.sigmoid(logits), generator=generator)
+        y[:, i] = bernoulli(torch.sigmoid(logits), generator)
     return y
 
 

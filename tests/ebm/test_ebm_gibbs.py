@@ -1,0 +1,103 @@
+"""Gibbs samplers against exact enumerated marginals and pairwise statistics.
+
+Each test draws ``n`` samples from independent chains (so they are i.i.d. after burn-in) and
+requires every first and second moment within five standard errors of its exact value,
+:math:`5\\sqrt{p(1-p)/n}` — a fixed seed makes the test deterministic; the tolerance shrinks
+with the sample size.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ebm_helpers import all_states, brute_joint_log_f, randomize, small_bm
+
+from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM
+from flowdist.mcmc import PersistentChains, run_chain
+
+N = 6000
+
+
+def _assert_moments_match(samples: torch.Tensor, states: torch.Tensor, probs: torch.Tensor):
+    samples = samples.double()
+    exact_mean = probs @ states
+    exact_pair = (states * probs[:, None]).T @ states
+    for got, want in (
+        (samples.mean(0), exact_mean),
+        (samples.T @ samples / len(samples), exact_pair),
+    ):
+        tol = 5 * torch.sqrt(want * (1 - want) / len(samples)) + 1e-3
+        assert bool(((got - want).abs() <= tol).all()), (got - want).abs().max()
+
+
+def test_site_gibbs_matches_exact_boltzmann_marginals():
+    bm = small_bm(6, scale=1.0, seed=1)
+    y = all_states(6)
+    probs = bm.log_prob(y).exp().detach()
+    x = bm.sample((N,), burn_in=30, generator=torch.Generator().manual_seed(0))
+    _assert_moments_match(x, y, probs)
+
+
+@pytest.mark.parametrize("sizes", [(6, 4), (5, 3, 3)])
+def test_block_gibbs_matches_exact_layered_marginals(sizes):
+    cls = BernoulliRBM if len(sizes) == 2 else DeepBoltzmannMachine
+    model = cls(*sizes) if len(sizes) == 2 else cls(sizes)
+    randomize(model.double(), 1.0, seed=4)
+    v = all_states(sizes[0])
+    probs = model.log_prob(v).exp().detach()
+    x = model.sample((N,), burn_in=50, generator=torch.Generator().manual_seed(1))
+    _assert_moments_match(x, v, probs)
+    # the hidden layers too: states of the full chain against the brute-force joint
+    states, log_f = brute_joint_log_f(model)
+    joint = torch.softmax(log_f, 0)
+    g = torch.Generator().manual_seed(2)
+    chain = model.init_chain(N, g)
+    for _ in range(50):
+        chain = model.chain_step(chain, g)
+    _assert_moments_match(torch.cat(chain, -1), states, joint)
+
+
+def test_gaussian_rbm_gibbs_matches_exact_mean():
+    grbm = randomize(GaussianRBM(3, 4, sigma=0.8, dtype=torch.float64), 0.8, seed=5)
+    h = all_states(4)
+    w, c, b, s = grbm.weight, grbm.hidden_bias, grbm.visible_bias, grbm.sigma
+    wh = h @ w.T
+    p_h = torch.softmax(h @ c + wh @ (b / s) + 0.5 * (wh**2).sum(-1), 0)
+    exact_mean = (p_h @ (b + s * wh)).detach()
+    x = grbm.sample((N,), burn_in=50, generator=torch.Generator().manual_seed(3))
+    se = x.std(0) / N**0.5
+    assert bool(((x.mean(0) - exact_mean).abs() <= 5 * se).all())
+
+
+def test_thinning_persistence_and_step_count():
+    steps = []
+
+    def step(state):
+        steps.append(1)
+        return state + 1
+
+    draws, final = run_chain(step, torch.zeros(2), num_samples=4, burn_in=3, thin=2)
+    assert len(steps) == 3 + 3 * 2 and int(final[0]) == 9
+    assert draws[:, 0].tolist() == [3, 5, 7, 9]
+    with pytest.raises(ValueError, match="thin"):
+        run_chain(step, torch.zeros(2), num_samples=1, burn_in=0, thin=0)
+
+    rbm = randomize(BernoulliRBM(5, 3), 1.0, 0)
+    g = torch.Generator().manual_seed(0)
+    first = rbm.sample((8,), burn_in=5, persistent=True, generator=g)
+    assert torch.equal(rbm._chains.state[0], first)
+    second = rbm.sample((8,), burn_in=0, persistent=True, generator=g)
+    assert torch.equal(second, first)  # burn_in=0: the first draw is the stored state
+    third = rbm.sample((4, 2), burn_in=0, thin=1, num_chains=2, persistent=True, generator=g)
+    assert third.shape == (4, 2, 5)
+    with pytest.raises(ValueError, match="num_chains"):
+        rbm.sample((5,), num_chains=2)
+
+
+def test_persistent_chains_reset_on_shape_change():
+    chains = PersistentChains(lambda n, g: torch.zeros(n, 2))
+    a = chains.get(3, torch.zeros(1))
+    chains.state = a + 1
+    assert torch.equal(chains.get(3, torch.zeros(1)), a + 1)
+    assert torch.equal(chains.get(4, torch.zeros(1)), torch.zeros(4, 2))
+    assert chains.get(4, torch.zeros(1, dtype=torch.float64)).dtype == torch.float32
