@@ -94,13 +94,15 @@ class VAE(PyroModule):
         self.x_shape = _shape(x_shape)
         check_dim("z_dim", z_dim)
         self.z_dim = z_dim
-        image = len(self.x_shape) == 3
         if encoder is None:
-            encoder = conv_encoder(self.x_shape) if image else mlp_encoder(self.x_shape, hidden)
+            in_shape = self.encoder_in_shape
+            encoder = (
+                conv_encoder(in_shape) if len(in_shape) == 3 else mlp_encoder(in_shape, hidden)
+            )
         if decoder is None:
             decoder = (
-                conv_decoder(z_dim, self.x_shape)
-                if image
+                conv_decoder(self.decoder_in_features, self.x_shape)
+                if len(self.x_shape) == 3
                 else mlp_decoder(self.decoder_in_features, self.x_shape, hidden)
             )
         self.encoder = AmortizedGuide(
