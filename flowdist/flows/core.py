@@ -22,9 +22,15 @@ import pyro.distributions as pdist
 import torch
 from torch import Size, Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, Transform
-from torch.distributions.utils import _sum_rightmost
 
-from flowdist.transforms.base import ConditionalTransform, call_and_ladj, check_dim, check_input
+from flowdist.transforms.base import (
+    ConditionalTransform,
+    call_and_ladj,
+    check_dim,
+    check_input,
+    nonfinite_parameter,
+    sum_rightmost,
+)
 
 __all__ = ["Flow", "FlowDistribution", "StandardNormal"]
 
@@ -56,7 +62,9 @@ class FlowDistribution(pdist.TransformedDistribution):
     ) -> tuple[Tensor, Tensor]:
         r"""A reparameterised sample :math:`x` and :math:`\log p(x)`, from one forward pass."""
         z = self.base_dist.rsample(torch.Size(sample_shape))
-        log_prob = self.base_dist.log_prob(z)
+        n = len(self.base_dist.event_shape)
+        # torch's reductions reject empty batches: the log-density of nothing is empty
+        log_prob = self.base_dist.log_prob(z) if z.numel() else z.new_zeros(z.shape[: z.dim() - n])
         event_dim = len(self.base_dist.event_shape)
         for t in self.transforms:
             z, ladj = call_and_ladj(t, z, event_dim)
@@ -67,9 +75,11 @@ class FlowDistribution(pdist.TransformedDistribution):
         return z, log_prob
 
     def log_prob(self, value: Tensor) -> Tensor:
+        check_input("value", value, tuple(self.event_shape), self.base_dist.mean.dtype)
+        if not value.numel():  # an empty batch (torch's reductions reject it)
+            return value.new_zeros(value.shape[: value.dim() - len(self.event_shape)])
         if self._validate_args:
             self._validate_sample(value)
-        check_input("value", value, tuple(self.event_shape), self.base_dist.mean.dtype)
         event_dim = len(self.event_shape)
         log_prob = 0.0
         y = value
@@ -80,7 +90,7 @@ class FlowDistribution(pdist.TransformedDistribution):
             log_prob = log_prob + ladj
             y = x
         base = self.base_dist.log_prob(y)
-        log_prob = log_prob + _sum_rightmost(base, event_dim - len(self.base_dist.event_shape))
+        log_prob = log_prob + sum_rightmost(base, event_dim - len(self.base_dist.event_shape))
         if self._validate_args:
             self._check_finite(log_prob, "log_prob")
         return log_prob
@@ -90,13 +100,12 @@ class FlowDistribution(pdist.TransformedDistribution):
         if bool(torch.isfinite(log_prob).all()):
             return
         for i, t in enumerate(self.transforms):
-            tensors = t.named_parameters() if isinstance(t, nn.Module) else ()
-            for name, p in tensors:
-                if not bool(torch.isfinite(p).all()):
-                    raise ValueError(
-                        f"transforms[{i}] ({type(t).__name__}) parameter {name!r} has "
-                        "non-finite values (nan or inf)"
-                    )
+            name = nonfinite_parameter(t) if isinstance(t, nn.Module) else None
+            if name is not None:
+                raise ValueError(
+                    f"transforms[{i}] ({type(t).__name__}) parameter {name!r} has "
+                    "non-finite values (nan or inf)"
+                )
         raise ValueError(
             f"{method} produced non-finite values: the input value lies outside the region "
             "where the flow's density is representable (inf/nan inputs or extreme magnitudes)"

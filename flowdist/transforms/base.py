@@ -24,9 +24,8 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Transform, constraints
+from torch.distributions import Distribution, Transform, constraints
 from torch.distributions.transforms import _InverseTransform
-from torch.distributions.utils import _sum_rightmost
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from flowdist.nn import MLP
@@ -38,6 +37,8 @@ __all__ = [
     "call_and_ladj",
     "check_dim",
     "check_input",
+    "nonfinite_parameter",
+    "sum_rightmost",
 ]
 
 _OPTIMIZER_STEPS = itertools.count(1)
@@ -51,9 +52,18 @@ def _count_optimizer_step(optimizer: Any, args: Any, kwargs: Any) -> None:
 register_optimizer_step_post_hook(_count_optimizer_step)
 
 
-def check_input(name: str, x: Any, event_shape: tuple[int, ...], dtype: torch.dtype) -> None:
-    """Raise a clear error unless ``x`` is a floating tensor of dtype ``dtype`` whose rightmost
-    dimensions are ``event_shape``."""
+def check_input(
+    name: str,
+    x: Any,
+    event_shape: tuple[int, ...],
+    dtype: torch.dtype,
+    *,
+    device: torch.device | None = None,
+    finite: bool = False,
+) -> None:
+    """Raise a clear error unless ``x`` is a tensor of dtype ``dtype`` whose rightmost
+    dimensions are ``event_shape`` (and, if given, on ``device``; with ``finite``, free of
+    nan and inf)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     n = len(event_shape)
@@ -67,6 +77,12 @@ def check_input(name: str, x: Any, event_shape: tuple[int, ...], dtype: torch.dt
             f"{name} has dtype {x.dtype} but the transform's parameters are {dtype}; "
             f"convert one of them (e.g. module.to({dtype}) or x.to({dtype}))"
         )
+    if device is not None and x.device != device:
+        raise ValueError(
+            f"{name} is on device {x.device} but the transform's parameters are on {device}"
+        )
+    if finite and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} has non-finite values (nan or inf)")
 
 
 class Bijector(Transform, nn.Module):
@@ -138,6 +154,34 @@ class Bijector(Transform, nn.Module):
             return t.dtype
         return torch.get_default_dtype()
 
+    @property
+    def device(self) -> torch.device | None:
+        """The device of the transform's state (inputs must be there), if it has state."""
+        for t in self.state_tensors():
+            return t.device
+        return None
+
+    def _check_output(self, name: str, value: Tensor, ladj: Tensor) -> None:
+        if Distribution._validate_args and not (
+            bool(torch.isfinite(value).all()) and bool(torch.isfinite(ladj).all())
+        ):
+            parameter = nonfinite_parameter(self)
+            if parameter is not None:
+                raise ValueError(
+                    f"{type(self).__name__} parameter {parameter!r} has non-finite values "
+                    "(nan or inf)"
+                )
+            raise ValueError(
+                f"{name}: {type(self).__name__} gives non-finite values for these inputs: their "
+                f"magnitude exceeds what {value.dtype} represents through the transform"
+            )
+
+    def _check(self, name: str, x: Any, event_shape: tuple[int, ...]) -> None:
+        # finiteness is checked while torch.distributions validation is on (the default;
+        # Distribution.set_default_validate_args(False) switches it off, as importing zuko does)
+        finite = Distribution._validate_args
+        check_input(name, x, event_shape, self.dtype, device=self.device, finite=finite)
+
     # ---------------------------------------------------------------- public, cached
     def _key(self) -> tuple[Any, ...]:
         return (_optimizer_step[0], *((t._version, t.data_ptr()) for t in self.state_tensors()))
@@ -160,8 +204,9 @@ class Bijector(Transform, nn.Module):
         hit = self._lookup(x, None)
         if hit is not None:
             return hit[1], hit[2]
-        check_input("x", x, self.event_shape, self.dtype)
+        self._check("x", x, self.event_shape)
         y, ladj = self._call_and_ladj(x)
+        self._check_output("x", y, ladj)
         self._store(x, y, ladj)
         return y, ladj
 
@@ -170,8 +215,9 @@ class Bijector(Transform, nn.Module):
         hit = self._lookup(None, y)
         if hit is not None:
             return hit[0], -hit[2]
-        check_input("y", y, self.event_shape, self.dtype)
+        self._check("y", y, tuple(self.forward_shape(self.event_shape)))
         x, ladj = self._inverse_and_ladj(y)
+        self._check_output("y", x, ladj)
         self._store(x, y, -ladj)
         return x, ladj
 
@@ -236,6 +282,9 @@ class InverseBijector(_InverseTransform):
     def __init__(self, bijector: Bijector) -> None:
         super().__init__(bijector)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return self.__dict__.copy()  # keep _inv: here it is the bijector, not a cached inverse
+
     def call_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         return self._inv.inverse_and_ladj(y)
 
@@ -256,7 +305,25 @@ def call_and_ladj(t: Transform, x: Tensor, event_dim: int) -> tuple[Tensor, Tens
     else:
         y = t(x)
         ladj = t.log_abs_det_jacobian(x, y)
-    return y, _sum_rightmost(ladj, event_dim - t.domain.event_dim)
+    return y, sum_rightmost(ladj, event_dim - t.domain.event_dim)
+
+
+def nonfinite_parameter(module: nn.Module) -> str | None:
+    """The name of the first parameter of ``module`` with a nan or inf entry, if any."""
+    named = (
+        zip(module.param_names, module.state_tensors(), strict=True)
+        if isinstance(module, Bijector) and module.param_names
+        else module.named_parameters()
+    )
+    for name, p in named:
+        if not bool(torch.isfinite(p).all()):
+            return name
+    return None
+
+
+def sum_rightmost(x: Tensor, n: int) -> Tensor:
+    """Sum the ``n`` rightmost dimensions (unlike torch's helper, also for empty batches)."""
+    return x.sum(tuple(range(-n, 0))) if n > 0 else x
 
 
 class ConditionalTransform(nn.Module):
