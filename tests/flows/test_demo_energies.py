@@ -150,15 +150,16 @@ def test_flow_guide_beats_mean_field_on_a_ring_posterior():
 
 def test_run_quick_writes_figure_and_table(tmp_path, monkeypatch):
     # a smaller budget than quick mode's: this checks the report, not the fits
-    tiny = demo_energies._Budget(steps=10, batch=16, grid=24, kl_samples=200)
+    tiny = demo_energies._Budget(steps=10, batch=16, grid=24, kl_samples=200, test_samples=100)
     monkeypatch.setattr(demo_energies, "_QUICK", tiny)
     report = Report(tmp_path)
     scores = run(report, quick=True, seed=0, progress=False)
     report.write()
     assert (tmp_path / "figures" / "planar_energies.png").stat().st_size > 5_000
     text = (tmp_path / "report.md").read_text()
-    assert "| U4 |" in text and "KL, K = 32" in text
+    assert "| U4 |" in text and "KL, K = 32" in text and "E_p[log q], K = 32" in text
     assert len(scores) == 1 and scores[0].train_seconds > 0
+    assert math.isfinite(scores[0].test_log_likelihood)
 
 
 def test_grid_points_and_density_grid():
