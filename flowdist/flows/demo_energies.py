@@ -31,7 +31,7 @@ from flowdist.report import Report, Score
 from flowdist.targets import TARGETS, WINDOW, Energy2D
 from flowdist.transforms.base import check_dim
 
-__all__ = ["FitHistory", "fit_reverse_kl", "kl_estimate", "run", "sample_and_log_prob"]
+__all__ = ["FitHistory", "fit_reverse_kl", "kl_estimate", "run", "sample_and_log_prob", "seeded"]
 
 #: The numbers of planar steps of the paper's figure 3.
 KS = (2, 8, 32)
@@ -106,7 +106,9 @@ def fit_reverse_kl(
     losses = torch.empty(steps, dtype=torch.float64)
     betas = torch.clamp(0.01 + torch.arange(steps, dtype=torch.float64) / anneal, max=1.0)
     own_bar = progress is True
-    bar = tqdm(total=steps, desc=target.name, leave=False) if own_bar else (progress or None)
+    bar = None if progress is False else progress
+    if own_bar:
+        bar = tqdm(total=steps, desc=target.name, leave=False)
     start = time.perf_counter()
     with seeded(seed, device):
         for t in range(steps):
