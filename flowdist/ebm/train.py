@@ -55,6 +55,16 @@ def _at(schedule: Schedule, epoch: int, name: str) -> float:
     return float(value)
 
 
+def _check_finite(model: UnnormalizedDistribution, epoch: int, lr: float) -> None:
+    if bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
+        return
+    name = next(n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
+    raise FloatingPointError(
+        f"training diverged at epoch {epoch}: parameter {name!r} is not finite; "
+        f"lower the learning rate (lr={lr})"
+    )
+
+
 def check_data(model: UnnormalizedDistribution, data: Tensor) -> None:
     """Raise unless ``data`` is a ``(N, event_size)`` tensor in the model's support and dtype."""
     if not isinstance(data, Tensor):
@@ -131,12 +141,7 @@ def train_cd(
                     u.mul_(mu).add_(grad, alpha=eta)
                     p.add_(u)
                 model.after_update()
-        for name, p in model.named_parameters():
-            if not bool(torch.isfinite(p).all()):
-                raise FloatingPointError(
-                    f"training diverged at epoch {epoch}: parameter {name!r} is not finite; "
-                    f"lower the learning rate (lr={eta})"
-                )
+                _check_finite(model, epoch, eta)
         history.seconds.append(time.perf_counter() - start)
         if callback is not None:
             value = callback(epoch)
