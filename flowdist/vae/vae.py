@@ -194,7 +194,8 @@ class VAE(PyroModule):
         return loss.differentiable_loss(self.model, self.guide, *data, num_data=num_data)
 
     # ------------------------------------------------------------ figures and sampling
-    def _latent_mean(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    @torch.no_grad()
+    def latent_mean(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r"""The guide's :math:`\mu(x)`, pushed through the flow steps when there are any."""
         q = self.encode(x, y)
         z = q.base_dist.mean if isinstance(q, dist.TransformedDistribution) else q.mean
@@ -205,7 +206,7 @@ class VAE(PyroModule):
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         r""":math:`\mathbb E[x \mid z = \text{guide mean}]` (deterministic)."""
-        return self.likelihood.mean(self.decoder(self._decoder_input(self._latent_mean(x, y), y)))
+        return self.likelihood.mean(self.decoder(self._decoder_input(self.latent_mean(x, y), y)))
 
     @torch.no_grad()
     def sample(
