@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,12 +56,14 @@ def _at(schedule: Schedule, epoch: int, name: str) -> float:
     return float(value)
 
 
-def _check_finite(model: UnnormalizedDistribution, epoch: int, lr: float) -> None:
-    if bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
+def _check_finite(model: UnnormalizedDistribution, state: Any, epoch: int, lr: float) -> None:
+    tensors = dict(model.named_parameters())
+    tensors["the Markov chain states"] = model.visible(state)
+    if bool(torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()):
         return
-    name = next(n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all()))
+    name = next(n for n, t in tensors.items() if not bool(torch.isfinite(t).all()))
     raise FloatingPointError(
-        f"training diverged at epoch {epoch}: parameter {name!r} is not finite; "
+        f"training diverged at epoch {epoch}: {name!r} is not finite; "
         f"lower the learning rate (lr={lr})"
     )
 
@@ -133,6 +136,7 @@ def train_cd(
                 for _ in range(k):
                     state = model.chain_step(state, generator)
                 chains.state = state
+                _check_finite(model, state, epoch, eta)
                 negative = model.negative_statistics(state)
                 for p, u, pos, neg in zip(params, velocity, positive, negative, strict=True):
                     grad = pos - neg
@@ -141,7 +145,7 @@ def train_cd(
                     u.mul_(mu).add_(grad, alpha=eta)
                     p.add_(u)
                 model.after_update()
-                _check_finite(model, epoch, eta)
+        _check_finite(model, state, epoch, eta)
         history.seconds.append(time.perf_counter() - start)
         if callback is not None:
             value = callback(epoch)
