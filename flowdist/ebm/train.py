@@ -56,8 +56,10 @@ def _at(schedule: Schedule, epoch: int, name: str) -> float:
     return float(value)
 
 
-def _check_finite(model: UnnormalizedDistribution, state: Any, epoch: int, lr: float) -> None:
-    tensors = dict(model.named_parameters())
+def _check_finite(
+    model: UnnormalizedDistribution, state: Any, epoch: int, lr: float, *, parameters: bool
+) -> None:
+    tensors = dict(model.named_parameters()) if parameters else {}
     tensors["the Markov chain states"] = model.visible(state)
     if bool(torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()):
         return
@@ -136,7 +138,7 @@ def train_cd(
                 for _ in range(k):
                     state = model.chain_step(state, generator)
                 chains.state = state
-                _check_finite(model, state, epoch, eta)
+                _check_finite(model, state, epoch, eta, parameters=False)
                 negative = model.negative_statistics(state)
                 for p, u, pos, neg in zip(params, velocity, positive, negative, strict=True):
                     grad = pos - neg
@@ -145,7 +147,7 @@ def train_cd(
                     u.mul_(mu).add_(grad, alpha=eta)
                     p.add_(u)
                 model.after_update()
-        _check_finite(model, state, epoch, eta)
+        _check_finite(model, state, epoch, eta, parameters=True)
         history.seconds.append(time.perf_counter() - start)
         if callback is not None:
             value = callback(epoch)
