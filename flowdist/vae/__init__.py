@@ -1,6 +1,6 @@
 r"""Variational autoencoders as Pyro model/guide pairs (see :mod:`flowdist.vae.vae`)."""
 
-from flowdist.vae.conditional import ConditionalVAE
+from flowdist.vae.conditional import ConditionalVAE, SemiSupervisedVAE
 from flowdist.vae.evaluate import IWAE_ELBO, importance_log_likelihood, log_weights
 from flowdist.vae.guides import AmortizedGuide
 from flowdist.vae.likelihoods import (
@@ -22,6 +22,7 @@ __all__ = [
     "FitResult",
     "GaussianLikelihood",
     "Likelihood",
+    "SemiSupervisedVAE",
     "fit",
     "importance_log_likelihood",
     "log_weights",

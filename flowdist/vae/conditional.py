@@ -1,5 +1,5 @@
 r"""Conditional VAE: :math:`p_\theta(x \mid y, z)\,p(z)` with :math:`q_\phi(z \mid x, y)`
-(Sohn et al. 2015; Kingma et al. 2014, M2 with the label observed).
+(Sohn et al. 2015), and the semi-supervised M2 model of Kingma et al. (2014).
 
 The label enters both networks as a one-hot vector concatenated to their input, and the bound is
 
@@ -9,6 +9,17 @@ The label enters both networks as a one-hot vector concatenated to their input, 
 
 Generating for a chosen label draws :math:`z \sim p(z)` and decodes it with that label
 (:meth:`ConditionalVAE.generate`).
+
+**M2** (:class:`SemiSupervisedVAE`) puts a prior :math:`p(y)` on the label and a classifier
+:math:`q_\phi(y \mid x)` in the guide. A labelled point contributes the bound above plus
+:math:`\log p(y)`; for an unlabelled point the label is summed out exactly,
+
+.. math::
+    \log p_\theta(x) \ge \sum_y q_\phi(y \mid x)\big(\mathcal L(x, y) - \log q_\phi(y \mid x)\big),
+
+which ``pyro.infer.TraceEnum_ELBO`` computes by enumerating the guide's ``y`` site in parallel
+(``config_enumerate``). The auxiliary term :math:`\alpha \log q_\phi(y \mid x)` on labelled
+points trains the classifier directly (Kingma et al.'s :math:`\mathcal J^\alpha`).
 """
 
 from __future__ import annotations
@@ -17,15 +28,20 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import pyro
+import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import Trace_ELBO, TraceEnum_ELBO, config_enumerate
 from pyro.nn import pyro_method
-from torch import Tensor
+from torch import Tensor, nn
 
+from flowdist.nn import MLP
 from flowdist.transforms.base import check_dim
 from flowdist.vae.vae import VAE
 
-__all__ = ["ConditionalVAE", "concat"]
+__all__ = ["ConditionalVAE", "SemiSupervisedVAE", "concat"]
 
 
 def concat(a: Tensor, b: Tensor) -> Tensor:
@@ -118,3 +134,110 @@ class ConditionalVAE(VAE):
             raise TypeError("y must be a 1-D torch.long tensor of labels")
         self.check_labels(y.new_zeros(len(y), 1), y)
         return self.sample(len(y), y.to(self.prior_loc.device), generator=generator, mean=mean)
+
+
+class SemiSupervisedVAE(ConditionalVAE):
+    r"""The M2 model of Kingma et al. (2014): :math:`y \sim \mathrm{Cat}(1/n)`,
+    :math:`z \sim \mathcal N(0, I)`, :math:`x \sim p_\theta(x \mid y, z)`; guide
+    :math:`q_\phi(y \mid x)\, q_\phi(z \mid x, y)`.
+
+    :meth:`model` and :meth:`guide` take ``y=None`` for unlabelled data (then ``y`` is a latent
+    site, to be enumerated: use :attr:`enumerated_guide` with ``TraceEnum_ELBO``).
+    :meth:`training_loss` takes batches that mix both kinds, unlabelled rows marked ``y = -1``,
+    so :func:`flowdist.vae.fit` trains it with ``loss=TraceEnum_ELBO(max_plate_nesting=1)``.
+
+    Args:
+        classifier: maps flattened ``x`` to ``n_classes`` logits (default: MLP with the
+            ``hidden`` sizes, softplus).
+        aux_weight: :math:`\alpha`, the weight of the classification loss on labelled points
+            (Pyro's example uses 46 for MNIST; Kingma et al. :math:`0.1 N`).
+        Other arguments as for :class:`ConditionalVAE`.
+    """
+
+    def __init__(
+        self,
+        x_shape: int | Sequence[int],
+        n_classes: int,
+        z_dim: int = 50,
+        *,
+        hidden: Sequence[int] = (400,),
+        classifier: nn.Module | None = None,
+        aux_weight: float = 46.0,
+        name: str = "m2",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(x_shape, n_classes, z_dim, hidden=hidden, name=name, **kwargs)
+        self.classifier = classifier or MLP(math.prod(self.x_shape), n_classes, hidden, nn.Softplus)
+        self.aux_weight = aux_weight
+        self.register_buffer("prior_logits", torch.zeros(n_classes))
+
+    def class_logits(self, x: Tensor) -> Tensor:
+        r"""The logits of :math:`q_\phi(y \mid x)`."""
+        return self.classifier(x.flatten(x.dim() - len(self.x_shape)))
+
+    @torch.no_grad()
+    def classify(self, x: Tensor) -> Tensor:
+        r"""The most probable label under :math:`q_\phi(y \mid x)`."""
+        self.check_data(x)
+        return self.class_logits(x).argmax(-1)
+
+    @pyro_method
+    def model(self, x: Tensor, y: Tensor | None = None, *, num_data: int | None = None) -> Tensor:
+        r""":math:`y \sim p(y)` (observed when given), :math:`z \sim \mathcal N(0, I)`,
+        :math:`x \sim p_\theta(x \mid y, z)`."""
+        self.check_data(x)
+        if y is not None:
+            self.check_labels(x, y)
+        with self._plate(x, num_data):
+            y = pyro.sample("y", dist.Categorical(logits=self.prior_logits), obs=y)
+            z = pyro.sample("z", self.prior())
+            pyro.sample("x", self.decode(z, y), obs=x)
+        return z
+
+    @pyro_method
+    def guide(self, x: Tensor, y: Tensor | None = None, *, num_data: int | None = None) -> Tensor:
+        r""":math:`y \sim q_\phi(y \mid x)` when not given, :math:`z \sim q_\phi(z \mid x, y)`."""
+        self.check_data(x)
+        if y is not None:
+            self.check_labels(x, y)
+        with self._plate(x, num_data):
+            if y is None:
+                y = pyro.sample("y", dist.Categorical(logits=self.class_logits(x)))
+            return pyro.sample("z", self.encode(x, y))
+
+    @property
+    def enumerated_guide(self) -> Any:
+        """The guide with its label site enumerated in parallel (for ``TraceEnum_ELBO``)."""
+        return config_enumerate(self.guide, "parallel")
+
+    @pyro_method
+    def classifier_model(self, x: Tensor, y: Tensor, *, num_data: int | None = None) -> None:
+        r"""The auxiliary term: :math:`\alpha \log q_\phi(y \mid x)` as an observed site."""
+        with self._plate(x, num_data), poutine.scale(scale=self.aux_weight):
+            pyro.sample("y_aux", dist.Categorical(logits=self.class_logits(x)), obs=y)
+
+    def classifier_guide(self, x: Tensor, y: Tensor, *, num_data: int | None = None) -> None:
+        """The auxiliary term has no latent sites."""
+
+    def training_loss(
+        self, loss: Any, x: Tensor, y: Tensor, *, num_data: int | None = None
+    ) -> Tensor:
+        """Negative M2 objective of a batch mixing labelled rows and unlabelled rows
+        (``y == -1``), scaled by ``num_data / batch``. ``loss`` must be a ``TraceEnum_ELBO``
+        (for the unlabelled rows; the labelled rows, which have nothing to enumerate, use
+        ``Trace_ELBO`` with the same number of particles)."""
+        if not isinstance(loss, TraceEnum_ELBO):
+            raise TypeError("loss: SemiSupervisedVAE enumerates labels; use TraceEnum_ELBO")
+        known = y != -1
+        self.check_labels(x, torch.where(known, y, 0))
+        total = x.new_zeros(())
+        if known.any():
+            xl, yl = x[known], y[known]
+            labelled = Trace_ELBO(num_particles=loss.num_particles, max_plate_nesting=1)
+            total = total + labelled.differentiable_loss(self.model, self.guide, xl, yl)
+            total = total + labelled.differentiable_loss(
+                self.classifier_model, self.classifier_guide, xl, yl
+            )
+        if not known.all():
+            total = total + loss.differentiable_loss(self.model, self.enumerated_guide, x[~known])
+        return total * ((num_data or len(x)) / len(x))
