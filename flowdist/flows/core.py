@@ -58,10 +58,14 @@ class FlowDistribution(pdist.TransformedDistribution):
     """
 
     def rsample_and_log_prob(
-        self, sample_shape: Size | tuple[int, ...] = ()
+        self,
+        sample_shape: Size | tuple[int, ...] = (),
+        *,
+        generator: torch.Generator | None = None,
     ) -> tuple[Tensor, Tensor]:
-        r"""A reparameterised sample :math:`x` and :math:`\log p(x)`, from one forward pass."""
-        z = self.base_dist.rsample(torch.Size(sample_shape))
+        r"""A reparameterised sample :math:`x` and :math:`\log p(x)`, from one forward pass
+        (``generator`` draws the base noise; it needs a Normal base)."""
+        z = self._base_rsample(torch.Size(sample_shape), generator)
         n = len(self.base_dist.event_shape)
         # torch's reductions reject empty batches: the log-density of nothing is empty
         log_prob = self.base_dist.log_prob(z) if z.numel() else z.new_zeros(z.shape[: z.dim() - n])
@@ -73,6 +77,30 @@ class FlowDistribution(pdist.TransformedDistribution):
         if self._validate_args:
             self._check_finite(log_prob, "rsample_and_log_prob")
         return z, log_prob
+
+    def rsample(
+        self, sample_shape: Size | tuple[int, ...] = (), *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """A reparameterised sample (``generator`` draws the base noise)."""
+        z = self._base_rsample(torch.Size(sample_shape), generator)
+        for t in self.transforms:
+            z = t(z)
+        return z
+
+    def _base_rsample(self, shape: Size, generator: torch.Generator | None) -> Tensor:
+        base = self.base_dist
+        if generator is None:
+            return base.rsample(shape)
+        normal = base.base_dist if isinstance(base, Independent) else base
+        if not isinstance(normal, Normal):
+            raise TypeError(
+                f"generator: seeded sampling needs a Normal base, not {type(normal).__name__}"
+            )
+        loc = normal.loc
+        noise = torch.randn(
+            base._extended_shape(shape), generator=generator, dtype=loc.dtype, device=loc.device
+        )
+        return loc + noise * normal.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
         check_input("value", value, tuple(self.event_shape), self.base_dist.mean.dtype)

@@ -127,3 +127,16 @@ def test_validation_errors_name_the_problem():
         Flow([torch.nn.Linear(2, 2)], StandardNormal(2))
     with pytest.raises(ValueError, match="K must be a positive integer"):
         PlanarFlow(2, 0)
+
+
+def test_generator_makes_sampling_reproducible():
+    flow = _randomized(PlanarFlow(2, 4))
+    draws = [
+        flow().rsample_and_log_prob((5,), generator=torch.Generator().manual_seed(7))
+        for _ in range(2)
+    ]
+    torch.testing.assert_close(draws[0], draws[1])
+    x = flow().rsample((5,), generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(x, draws[0][0])
+    other = flow().rsample((5,), generator=torch.Generator().manual_seed(8))
+    assert not torch.allclose(x, other)
