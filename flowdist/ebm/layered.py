@@ -53,15 +53,26 @@ def base_rate_logits(data: Tensor | None, num_visible: int, like: Tensor) -> Ten
     return torch.logit(p).to(like)
 
 
+def matmul(a: Tensor, b: Tensor, compute_dtype: torch.dtype | None = None) -> Tensor:
+    """``a @ b``, computed in ``compute_dtype`` (e.g. bfloat16) if given, in a's dtype."""
+    if compute_dtype is None or compute_dtype == a.dtype:
+        return a @ b
+    return (a.to(compute_dtype) @ b.to(compute_dtype)).to(a.dtype)
+
+
 def layer_input(
-    index: int, layers: Sequence[Tensor | None], weights: Sequence[Tensor], biases: Sequence[Tensor]
+    index: int,
+    layers: Sequence[Tensor | None],
+    weights: Sequence[Tensor],
+    biases: Sequence[Tensor],
+    compute_dtype: torch.dtype | None = None,
 ) -> Tensor:
     r""":math:`a^{(l)} = b^{(l)} + W^{(l-1)\top} h^{(l-1)} + W^{(l)} h^{(l+1)}` (batched rows)."""
     out = biases[index]
     if index > 0:
-        out = out + layers[index - 1] @ weights[index - 1]
+        out = out + matmul(layers[index - 1], weights[index - 1], compute_dtype)
     if index < len(biases) - 1:
-        out = out + layers[index + 1] @ weights[index].T
+        out = out + matmul(layers[index + 1], weights[index].T, compute_dtype)
     return out
 
 
@@ -86,6 +97,11 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
 
     Parameters: ``weights[l]`` of shape :math:`(n_l, n_{l+1})` (initialised
     :math:`\mathcal N(0, \text{init\_std}^2)`) and ``biases[l]`` (zeros).
+
+    ``compute_dtype`` (e.g. ``torch.bfloat16``) is the dtype of the matrix products of Gibbs
+    sampling and of the training statistics — mixed precision: the parameters keep their dtype
+    and products accumulate in float32. Energies, :math:`\log Z` (exact or AIS) and
+    log-probabilities are always computed at the parameters' precision.
     """
 
     support = constraints.independent(constraints.boolean, 1)
@@ -99,12 +115,14 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         sizes = list(layer_sizes)
         if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
             raise ValueError(f"layer_sizes must be >= 2 positive integers, got {layer_sizes!r}")
         super().__init__(sizes[0], validate_args=validate_args)
         self.layer_sizes = tuple(sizes)
+        self.compute_dtype = compute_dtype
         kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype()}
         self.weights = nn.ParameterList(
             nn.Parameter(torch.randn(a, b, generator=generator, **kw).to(device) * init_std)
@@ -117,7 +135,7 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
     # -- conditionals and energies ----------------------------------------------------------
     def layer_input(self, index: int, layers: Sequence[Tensor | None]) -> Tensor:
         r"""The pre-activation :math:`a^{(l)}` of layer ``index`` given its neighbours."""
-        return layer_input(index, layers, list(self.weights), list(self.biases))
+        return layer_input(index, layers, list(self.weights), list(self.biases), self.compute_dtype)
 
     def _sample_layer(
         self, index: int, layers: Sequence[Tensor], generator: torch.Generator | None
@@ -224,7 +242,8 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         n = layers[0].shape[0]
         w = torch.full((n,), 1.0 / n, dtype=layers[0].dtype, device=layers[0].device)
         w = w if weights is None else weights.to(layers[0])
-        pairs = [(h * w[:, None]).T @ g for h, g in itertools.pairwise(layers)]
+        cd = self.compute_dtype
+        pairs = [matmul((h * w[:, None]).T, g, cd) for h, g in itertools.pairwise(layers)]
         return pairs + [w @ h for h in layers]
 
     def rao_blackwell(self, layers: Sequence[Tensor]) -> list[Tensor]:
@@ -236,6 +255,8 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
 
     def positive_statistics(self, x: Tensor) -> list[Tensor]:
         r"""Data term of the log-likelihood gradient, :math:`\langle\cdot\rangle_{p(h \mid v)}`."""
+        if len(self.layer_sizes) == 2:  # the hidden layer is exactly Rao-Blackwellised
+            return self.statistics(self.rao_blackwell([x, x.new_empty(0)]))
         return self.statistics(self.rao_blackwell(self.chain_from_data(x, None)))
 
     def negative_statistics(self, state: Sequence[Tensor]) -> list[Tensor]:

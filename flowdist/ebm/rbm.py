@@ -67,9 +67,11 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
+        compute_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(
             (num_visible, num_hidden),
+            compute_dtype=compute_dtype,
             init_std=init_std,
             generator=generator,
             dtype=dtype,

@@ -99,13 +99,15 @@ def train_cd(
     generator: torch.Generator | None = None,
     callback: Callable[[int], float] | None = None,
     progress: bool = False,
+    max_seconds: float | None = None,
 ) -> TrainingHistory:
     r"""Train ``model`` by CD-``k`` (``persistent=False``) or PCD-``k`` (``persistent=True``).
 
     ``num_chains`` persistent chains (default ``batch_size``) are kept across batches and epochs.
     ``callback(epoch)`` runs after every epoch; a number it returns is recorded in
     ``history.monitor``. Raises :class:`FloatingPointError` as soon as a parameter stops being
-    finite (lower the learning rate).
+    finite (lower the learning rate). With ``max_seconds`` training stops after the first epoch
+    that ends past that many seconds of training (a time budget; ``epochs`` is then a maximum).
     """
     check_data(model, data)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
@@ -153,4 +155,6 @@ def train_cd(
             value = callback(epoch)
             if value is not None:
                 history.monitor.append(float(value))
+        if max_seconds is not None and history.total_seconds >= max_seconds:
+            break
     return history
