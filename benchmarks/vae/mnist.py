@@ -10,15 +10,12 @@ Rezende & Mohamed (2015) Table 2: diagonal <= 89.9, NF K=10 <= 87.5, K=80 <= 85.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
-import pyro
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 
+from benchmarks.vae.common import budget_parser, emit, seed_everything
 from flowdist.datasets import load_binarized_mnist
 from flowdist.vae import VAE
 from flowdist.vae.evaluate import importance_log_likelihood
@@ -26,19 +23,13 @@ from flowdist.vae.train import fit
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", type=Path, help="binarized_mnist.npz")
+    parser = budget_parser(__doc__.splitlines()[0], "binarized_mnist.npz", minutes=8.0)
     parser.add_argument("--flow-steps", type=int, default=0)
-    parser.add_argument("--minutes", type=float, default=8.0, help="training budget")
     parser.add_argument("--k", type=int, default=5000, help="importance samples")
     parser.add_argument("--test-limit", type=int, default=1000, help="first N test images")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--out", type=Path, default=None, help="append a JSON line here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    pyro.set_rng_seed(0)
+    seed_everything(args.threads)
     data = load_binarized_mnist(args.data)
     vae = VAE(784, 50, flow_steps=args.flow_steps, name=f"mnist{args.flow_steps}")
     # initialise the output bias at the logits of the mean image (Burda et al.)
@@ -66,10 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         "test_nll_elbo": round(-float(elbo.mean()), 2),
         "eval_seconds": round(time.perf_counter() - t0, 1),
     }
-    print(json.dumps(row), flush=True)
-    if args.out is not None:
-        with args.out.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+    emit(row, args.out)
 
 
 if __name__ == "__main__":

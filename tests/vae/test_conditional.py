@@ -12,23 +12,14 @@ from flowdist.vae.evaluate import importance_log_likelihood
 from flowdist.vae.train import fit
 
 
-def labelled(n=90, d=12, seed=0):
-    """Three classes, each a noisy copy of its own binary prototype."""
-    g = torch.Generator().manual_seed(seed)
-    proto = (torch.rand(3, d, generator=g) < 0.5).float()
-    y = torch.arange(n) % 3
-    flip = torch.rand(n, d, generator=g) < 0.05
-    return torch.where(flip, 1 - proto[y], proto[y]), y
-
-
 def test_concat_broadcasts_batch_dimensions():
     a, b = torch.ones(5, 3), torch.zeros(4, 1, 2)
     assert concat(a, b).shape == (4, 5, 5)
 
 
-def test_conditional_model_guide_match_and_shapes():
+def test_conditional_model_guide_match_and_shapes(prototypes):
     cvae = ConditionalVAE(12, 3, 2, hidden=(16,), flow_steps=2)
-    x, y = labelled(6)
+    x, y = prototypes(6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         guide = poutine.trace(cvae.guide).get_trace(x, y, num_data=60)
@@ -40,8 +31,8 @@ def test_conditional_model_guide_match_and_shapes():
     assert iw.shape == (6,)
 
 
-def test_conditional_generation_follows_the_label():
-    x, y = labelled()
+def test_conditional_generation_follows_the_label(prototypes):
+    x, y = prototypes(90)
     torch.manual_seed(0)
     cvae = ConditionalVAE(12, 3, 2, hidden=(32,), name="gen")
     fit(cvae, (x, y), epochs=40, batch_size=30, lr=1e-2)
@@ -52,9 +43,9 @@ def test_conditional_generation_follows_the_label():
     assert (dist_to_proto.argmin(1) == labels).float().mean() > 0.9
 
 
-def test_conditional_bad_input():
+def test_conditional_bad_input(prototypes):
     cvae = ConditionalVAE(12, 3, 2, hidden=(16,), name="bad")
-    x, y = labelled(6)
+    x, y = prototypes(6)
     with pytest.raises(ValueError, match=r"y: labels must lie in 0\.\.2, got values in \[0, 3\]"):
         cvae.model(x, torch.tensor([0, 1, 2, 3, 0, 1]))
     with pytest.raises(ValueError, match=r"y must have shape \(6,\), one label per row of x"):

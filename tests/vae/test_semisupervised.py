@@ -12,21 +12,13 @@ from flowdist.vae.conditional import SemiSupervisedVAE
 from flowdist.vae.train import fit
 
 
-def toy(n=90, d=12, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    proto = (torch.rand(3, d, generator=g) < 0.5).float()
-    y = torch.arange(n) % 3
-    flip = torch.rand(n, d, generator=g) < 0.05
-    return torch.where(flip, 1 - proto[y], proto[y]), y
-
-
 def enum_elbo():
     return TraceEnum_ELBO(max_plate_nesting=1)
 
 
-def test_unlabelled_guide_enumerates_the_label_and_passes_validation():
+def test_unlabelled_guide_enumerates_the_label_and_passes_validation(prototypes):
     m2 = SemiSupervisedVAE(12, 3, 2, hidden=(16,))
-    x, y = toy(6)
+    x, y = prototypes(6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert math.isfinite(enum_elbo().loss(m2.model, m2.enumerated_guide, x, num_data=60))
@@ -38,9 +30,9 @@ def test_unlabelled_guide_enumerates_the_label_and_passes_validation():
     assert trace.nodes["z"]["value"].shape == (3, 6, 2)
 
 
-def test_enumerated_loss_matches_explicit_sum_over_labels():
+def test_enumerated_loss_matches_explicit_sum_over_labels(prototypes):
     m2 = SemiSupervisedVAE(12, 3, 2, hidden=(16,), name="sum")
-    x, _ = toy(4)
+    x, _ = prototypes(4)
     with torch.no_grad():  # a decoder that ignores z: then every term has a closed form
         m2.decoder[0][0].weight[:, :2].zero_()
     pyro.set_rng_seed(0)
@@ -59,8 +51,8 @@ def test_enumerated_loss_matches_explicit_sum_over_labels():
     assert abs(explicit) > 10
 
 
-def test_m2_learns_to_classify_from_few_labels():
-    x, y = toy(150)
+def test_m2_learns_to_classify_from_few_labels(prototypes):
+    x, y = prototypes(150)
     y_partial = torch.full_like(y, -1)
     y_partial[:6] = y[:6]  # two labels per class
     torch.manual_seed(0)
@@ -69,9 +61,9 @@ def test_m2_learns_to_classify_from_few_labels():
     assert (m2.classify(x) == y).float().mean() > 0.9
 
 
-def test_m2_bad_input():
+def test_m2_bad_input(prototypes):
     m2 = SemiSupervisedVAE(12, 3, 2, hidden=(16,), name="bad")
-    x, y = toy(6)
+    x, y = prototypes(6)
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2"):
         m2.training_loss(enum_elbo(), x, torch.tensor([0, 1, -2, -1, 0, 1]), num_data=6)
     with pytest.raises(ValueError, match="one label per row"):

@@ -6,16 +6,8 @@ from flowdist.vae.evaluate import IWAE_ELBO
 from flowdist.vae.train import fit
 
 
-def data(n=96, d=12, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    proto = (torch.rand(3, d, generator=g) < 0.5).float()
-    x = proto[torch.randint(3, (n,), generator=g)]
-    flip = torch.rand(n, d, generator=g) < 0.05
-    return torch.where(flip, 1 - x, x)
-
-
-def test_fit_improves_validation_elbo_and_is_deterministic():
-    x = data()
+def test_fit_improves_validation_elbo_and_is_deterministic(prototypes):
+    x = prototypes(96)[0]
     results = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -26,15 +18,15 @@ def test_fit_improves_validation_elbo_and_is_deterministic():
     assert first.history[-1]["valid"] > first.history[0]["valid"] + 1.0
 
 
-def test_fit_with_iwae_objective_and_flow_guide():
-    x = data()
+def test_fit_with_iwae_objective_and_flow_guide(prototypes):
+    x = prototypes(96)[0]
     vae = VAE(12, 2, hidden=(16,), flow_steps=2, name="fit_iwae")
     result = fit(vae, x, epochs=4, batch_size=32, lr=1e-2, loss=IWAE_ELBO(4))
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
-def test_early_stopping_restores_the_best_parameters():
-    x = data()
+def test_early_stopping_restores_the_best_parameters(prototypes):
+    x = prototypes(96)[0]
     vae = VAE(12, 2, hidden=(16,), name="es")
     scores = iter([1.0, 3.0, 2.0, 2.5, 9.0])
     states = []
@@ -50,8 +42,8 @@ def test_early_stopping_restores_the_best_parameters():
         assert torch.equal(v, states[1][k])
 
 
-def test_checkpoint_resumes(tmp_path):
-    x = data()
+def test_checkpoint_resumes(prototypes, tmp_path):
+    x = prototypes(96)[0]
     path = tmp_path / "vae.pt"
     torch.manual_seed(0)
     vae = VAE(12, 2, hidden=(16,), name="ck")
@@ -66,9 +58,9 @@ def test_checkpoint_resumes(tmp_path):
     assert [r["epoch"] for r in resumed.history] == [0, 1, 2]
 
 
-def test_fit_argument_errors():
+def test_fit_argument_errors(prototypes):
     vae = VAE(12, 2, hidden=(16,), name="err")
     with pytest.raises(ValueError, match="patience"):
-        fit(vae, data(), patience=2)
+        fit(vae, prototypes(96)[0], patience=2)
     with pytest.raises(ValueError, match="epochs"):
-        fit(vae, data(), epochs=0)
+        fit(vae, prototypes(96)[0], epochs=0)
