@@ -101,12 +101,12 @@ def _run(
     )
     scores, rows = [], [["independent Bernoulli", "exact", baseline, "", ""]]
 
-    def fit(model: UnnormalizedDistribution, fitter: Callable[[], object]) -> float:
+    def fit(fitter: Callable[[], object]) -> float:
         start = time.perf_counter()
         fitter()
         return time.perf_counter() - start
 
-    def cd(model, **kw):
+    def cd(model: BernoulliRBM) -> Callable[[], object]:
         return lambda: train_cd(
             model,
             train,
@@ -116,19 +116,18 @@ def _run(
             momentum=0.5,
             generator=g,
             progress=progress,
-            **kw,
         )
 
     # RBM-16: exact log-likelihood (and AIS beside it)
     rbm16 = BernoulliRBM(64, 16, generator=g, device=device)
-    seconds = fit(rbm16, cd(rbm16))
+    seconds = fit(cd(rbm16))
     with torch.no_grad():
         exact = float(rbm16.log_prob(test).mean())
         log_z = float(rbm16.log_partition())
         est = rbm16.estimate_log_partition(num_chains=100, betas=betas, data=train, generator=g)
     rows.append(
         [
-            "RBM, 16 hidden (CD-1)",
+            "RBM-16 (CD-1)",
             "exact",
             exact,
             f"{log_z:.3f}",
@@ -138,23 +137,21 @@ def _run(
     ms, x16 = _sampling_ms_per_1000(rbm16, burn_in, seed)
     scores.append(Score("RBM-16 (CD-1)", DATA, "exact", exact, ms, seconds))
 
+    def ais_scored(model, name: str, evaluation: str, seconds: float, log_lik) -> tuple:
+        with torch.no_grad():
+            est = model.estimate_log_partition(num_chains=100, betas=betas, data=train, generator=g)
+            ll = float(log_lik(test).mean())
+        rows.append(
+            [name, evaluation, ll, f"{est.log_z:.3f} ± {est.std_error:.3f}", f"ESS {est.ess:.0f}"]
+        )
+        ms, x = _sampling_ms_per_1000(model, burn_in, seed)
+        scores.append(Score(name, DATA, evaluation, ll, ms, seconds))
+        return ll, x
+
     # RBM-64: AIS
     rbm64 = BernoulliRBM(64, 64, generator=g, device=device)
-    seconds = fit(rbm64, cd(rbm64))
-    with torch.no_grad():
-        est = rbm64.estimate_log_partition(num_chains=100, betas=betas, data=train, generator=g)
-        ll64 = float(rbm64.log_prob(test).mean())
-    rows.append(
-        [
-            "RBM, 64 hidden (CD-1)",
-            "AIS estimate",
-            ll64,
-            f"{est.log_z:.3f} ± {est.std_error:.3f}",
-            f"ESS {est.ess:.0f}",
-        ]
-    )
-    ms, x64 = _sampling_ms_per_1000(rbm64, burn_in, seed)
-    scores.append(Score("RBM-64 (CD-1)", DATA, "AIS estimate", ll64, ms, seconds))
+    seconds = fit(cd(rbm64))
+    ll64, x64 = ais_scored(rbm64, "RBM-64 (CD-1)", "AIS estimate", seconds, rbm64.log_prob)
 
     # DBM 64-32-16: pre-training, then mean-field + persistent chains
     dbm = DeepBoltzmannMachine((64, 32, 16), generator=g, device=device)
@@ -173,21 +170,10 @@ def _run(
             progress=progress,
         )
 
-    seconds = fit(dbm, fit_dbm)
-    with torch.no_grad():
-        est = dbm.estimate_log_partition(num_chains=100, betas=betas, data=train, generator=g)
-        bound = float(dbm.variational_lower_bound(test).mean())
-    rows.append(
-        [
-            "DBM 64-32-16",
-            "variational bound + AIS",
-            bound,
-            f"{est.log_z:.3f} ± {est.std_error:.3f}",
-            f"ESS {est.ess:.0f}",
-        ]
+    seconds = fit(fit_dbm)
+    _, xdbm = ais_scored(
+        dbm, "DBM 64-32-16", "variational bound + AIS", seconds, dbm.variational_lower_bound
     )
-    ms, xdbm = _sampling_ms_per_1000(dbm, burn_in, seed)
-    scores.append(Score("DBM 64-32-16", DATA, "variational bound + AIS", bound, ms, seconds))
 
     report.table(["model", "log p(x) by", "test log-lik. (nats/image)", "log Z", "note"], rows)
     report.text(

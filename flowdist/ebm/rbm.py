@@ -57,27 +57,10 @@ class BernoulliRBM(LayeredBoltzmannMachine):
     :func:`flowdist.ebm.train.train_cd` (CD-k or persistent CD).
     """
 
-    def __init__(
-        self,
-        num_visible: int,
-        num_hidden: int,
-        *,
-        init_std: float = 0.01,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype | None = None,
-        device: torch.device | str | None = None,
-        validate_args: bool | None = None,
-        compute_dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            (num_visible, num_hidden),
-            compute_dtype=compute_dtype,
-            init_std=init_std,
-            generator=generator,
-            dtype=dtype,
-            device=device,
-            validate_args=validate_args,
-        )
+    def __init__(self, num_visible: int, num_hidden: int, **kwargs: Any) -> None:
+        """Keyword arguments (``init_std``, ``generator``, ``dtype``, ``device``,
+        ``validate_args``, ``compute_dtype``) as for :class:`LayeredBoltzmannMachine`."""
+        super().__init__((num_visible, num_hidden), **kwargs)
 
     @property
     def weight(self) -> Tensor:

@@ -1,0 +1,91 @@
+"""Speed: one PCD-1 epoch of a 784-500 RBM on the 50,000 binarized MNIST training images
+(batch 100) against scikit-learn's ``BernoulliRBM`` (also PCD-1), and the time of AIS with
+14,500 intermediate distributions and 100 runs on that model.
+
+Competitors are interleaved (torch float32, torch with bfloat16 products, scikit-learn) and
+repeated; the table reports medians and the ratio of medians, all from the same process run.
+
+    python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz --threads 2 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from sklearn.neural_network import BernoulliRBM as SklearnRBM
+from threadpoolctl import threadpool_limits
+
+from flowdist.datasets import load_binarized_mnist
+from flowdist.ebm import BernoulliRBM, train_cd
+
+
+def torch_epoch(x: torch.Tensor, compute_dtype: torch.dtype | None, seed: int) -> float:
+    g = torch.Generator().manual_seed(seed)
+    rbm = BernoulliRBM(784, 500, generator=g, compute_dtype=compute_dtype)
+    start = time.perf_counter()
+    train_cd(
+        rbm, x, epochs=1, batch_size=100, k=1, persistent=True, lr=0.01, momentum=0.0, generator=g
+    )
+    return time.perf_counter() - start
+
+
+def sklearn_epoch(x, seed: int) -> float:
+    rbm = SklearnRBM(
+        n_components=500, batch_size=100, n_iter=1, learning_rate=0.01, random_state=seed
+    )
+    start = time.perf_counter()
+    rbm.fit(x)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data", help="path to binarized_mnist.npz")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ais-repeats", type=int, default=1)
+    parser.add_argument("--out", default=None, help="append a JSON line here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    x = load_binarized_mnist(args.data).train_x
+    x_np = x.numpy()
+    times: dict[str, list[float]] = {"torch float32": [], "torch bf16 products": [], "sklearn": []}
+    with threadpool_limits(args.threads):
+        for rep in range(args.repeats):
+            times["torch float32"].append(torch_epoch(x, None, rep))
+            times["sklearn"].append(sklearn_epoch(x_np, rep))
+            times["torch bf16 products"].append(torch_epoch(x, torch.bfloat16, rep))
+            print(json.dumps({k: v[-1] for k, v in times.items()}), flush=True)
+        rbm = BernoulliRBM(784, 500, generator=torch.Generator().manual_seed(0))
+        train_cd(rbm, x[:10000], epochs=1, lr=0.05, generator=torch.Generator().manual_seed(0))
+        ais_times = []
+        for rep in range(args.ais_repeats):
+            start = time.perf_counter()
+            est = rbm.estimate_log_partition(
+                num_chains=100, betas=14500, data=x, generator=torch.Generator().manual_seed(rep)
+            )
+            ais_times.append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    row = {
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "median_seconds": med,
+        "all_seconds": times,
+        "sklearn_over_torch_float32": med["sklearn"] / med["torch float32"],
+        "sklearn_over_torch_bf16": med["sklearn"] / med["torch bf16 products"],
+        "ais_seconds": ais_times,
+        "ais_log_z": est.log_z,
+        "ais_std_error": est.std_error,
+    }
+    print(json.dumps(row), flush=True)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
