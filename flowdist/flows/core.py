@@ -24,7 +24,7 @@ from torch import Size, Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, Transform
 
 from flowdist.transforms.base import (
-    ConditionalTransform,
+    ConditionalModule,
     call_and_ladj,
     check_dim,
     check_input,
@@ -82,10 +82,7 @@ class FlowDistribution(pdist.TransformedDistribution):
         self, sample_shape: Size | tuple[int, ...] = (), *, generator: torch.Generator | None = None
     ) -> Tensor:
         """A reparameterised sample (``generator`` draws the base noise)."""
-        z = self._base_rsample(torch.Size(sample_shape), generator)
-        for t in self.transforms:
-            z = t(z)
-        return z
+        return self.rsample_and_log_prob(sample_shape, generator=generator)[0]
 
     def _base_rsample(self, shape: Size, generator: torch.Generator | None) -> Tensor:
         base = self.base_dist
@@ -145,7 +142,7 @@ class Flow(nn.Module):
 
     Args:
         transforms: bijectors applied in order (any :class:`~torch.distributions.Transform`;
-            :class:`~flowdist.transforms.ConditionalTransform` entries are called with the
+            :class:`~flowdist.transforms.ConditionalModule` entries are called with the
             context and return the bijector to apply).
         base: a module returning the base distribution (e.g. :class:`StandardNormal`), so that
             it follows ``.to()``.
@@ -156,10 +153,10 @@ class Flow(nn.Module):
     def __init__(self, transforms: Sequence[Transform | nn.Module], base: nn.Module) -> None:
         super().__init__()
         for i, t in enumerate(transforms):
-            if not isinstance(t, (Transform, ConditionalTransform)):
+            if not isinstance(t, (Transform, ConditionalModule)):
                 raise TypeError(
                     f"transforms[{i}] must be a torch.distributions.Transform or a "
-                    f"ConditionalTransform, got {type(t).__name__}"
+                    f"ConditionalModule, got {type(t).__name__}"
                 )
         if not isinstance(base, nn.Module):
             raise TypeError(f"base must be an nn.Module returning a distribution, got {base!r}")
@@ -170,14 +167,14 @@ class Flow(nn.Module):
     @property
     def conditional(self) -> bool:
         """Whether the flow needs a context."""
-        return any(isinstance(t, ConditionalTransform) for t in self._all)
+        return any(isinstance(t, ConditionalModule) for t in self._all)
 
     def forward(
         self, context: Tensor | None = None, validate_args: bool | None = None
     ) -> FlowDistribution:
         if self.conditional and context is None:
             raise ValueError("context: this flow is conditional; call it as flow(context)")
-        transforms = [t(context) if isinstance(t, ConditionalTransform) else t for t in self._all]
+        transforms = [t(context) if isinstance(t, ConditionalModule) else t for t in self._all]
         base = self.base(context)
         if context is not None and base.batch_shape == ():
             base = base.expand(context.shape[:-1])

@@ -6,12 +6,20 @@ A bijector :math:`f` maps :math:`x \mapsto y = f(x)` and reports
 Its inverse is always available (:meth:`Bijector.inverse_and_ladj`).
 
 **Caching.** With ``cache_size=1`` (the default) the latest ``(x, y, log|det J|)`` triple is kept,
-so that ``d.log_prob(d.rsample())`` reuses the forward pass instead of inverting. A cached
-value is only returned while the parameters it was computed from are unchanged: the cache key
-holds every state tensor's version counter (bumped by every in-place update, e.g.
-``load_state_dict`` or a manual ``p.add_()``), its storage and dtype, and a global counter of
-optimizer steps (hooked into every :class:`torch.optim.Optimizer`, so fused and foreach
-optimizers are covered too). The cache is dropped on pickling, ``deepcopy`` and ``.to()``.
+so that ``d.log_prob(d.rsample())`` reuses the forward pass instead of inverting. The cache only
+answers for tensors the bijector itself produced (the inverse of an output it returned, the
+forward of an input it recovered): a tensor a user passes in twice is recomputed, so a repeated
+``log_prob(data)`` never hands back a graph that an earlier ``backward()`` freed. A cached value
+is only returned while the parameters it was computed from are unchanged: the cache key holds
+every state tensor's version counter (bumped by every in-place update, e.g. ``load_state_dict``
+or a manual ``p.add_()``), its storage, and a global counter of optimizer steps (hooked into
+every :class:`torch.optim.Optimizer`, so fused and foreach optimizers are covered too). The
+cache is dropped on pickling, ``deepcopy`` and ``.to()``.
+
+**Validation.** Shapes, dtypes and devices of inputs are always checked (cheap). While
+``torch.distributions`` validation is on (its default), direct calls also scan inputs and
+outputs for nan/inf; inside a :class:`~flowdist.flows.FlowDistribution` those scans happen once
+at the distribution's boundary instead of at every layer.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from flowdist.nn import MLP
 
 __all__ = [
     "Bijector",
+    "ConditionalModule",
     "ConditionalTransform",
     "InverseBijector",
     "call_and_ladj",
@@ -56,14 +65,14 @@ def check_input(
     name: str,
     x: Any,
     event_shape: tuple[int, ...],
-    dtype: torch.dtype,
+    dtype: torch.dtype | None,
     *,
     device: torch.device | None = None,
     finite: bool = False,
 ) -> None:
-    """Raise a clear error unless ``x`` is a tensor of dtype ``dtype`` whose rightmost
-    dimensions are ``event_shape`` (and, if given, on ``device``; with ``finite``, free of
-    nan and inf)."""
+    """Raise a clear error unless ``x`` is a floating-point tensor whose rightmost dimensions
+    are ``event_shape``, of dtype ``dtype`` and on ``device`` when those are given, and (with
+    ``finite``) free of nan and inf."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     n = len(event_shape)
@@ -72,7 +81,9 @@ def check_input(
             f"{name} must have shape (..., {', '.join(map(str, event_shape))}) "
             f"(event shape {tuple(event_shape)}), got {tuple(x.shape)}"
         )
-    if x.dtype != dtype:
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
         raise TypeError(
             f"{name} has dtype {x.dtype} but the transform's parameters are {dtype}; "
             f"convert one of them (e.g. module.to({dtype}) or x.to({dtype}))"
@@ -148,11 +159,13 @@ class Bijector(Transform, nn.Module):
         return itertools.chain(self.parameters(), self.buffers())
 
     @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the transform's state (inputs must have it)."""
+    def dtype(self) -> torch.dtype | None:
+        """The dtype of the transform's floating-point state, which inputs must have (``None``
+        for a transform without one: it takes any floating dtype)."""
         for t in self.state_tensors():
-            return t.dtype
-        return torch.get_default_dtype()
+            if t.is_floating_point():
+                return t.dtype
+        return None
 
     @property
     def device(self) -> torch.device | None:
@@ -162,63 +175,69 @@ class Bijector(Transform, nn.Module):
         return None
 
     def _check_output(self, name: str, value: Tensor, ladj: Tensor) -> None:
-        if Distribution._validate_args and not (
-            bool(torch.isfinite(value).all()) and bool(torch.isfinite(ladj).all())
-        ):
-            parameter = nonfinite_parameter(self)
-            if parameter is not None:
-                raise ValueError(
-                    f"{type(self).__name__} parameter {parameter!r} has non-finite values "
-                    "(nan or inf)"
-                )
+        if bool(torch.isfinite(value).all()) and bool(torch.isfinite(ladj).all()):
+            return
+        parameter = nonfinite_parameter(self)
+        if parameter is not None:
             raise ValueError(
-                f"{name}: {type(self).__name__} gives non-finite values for these inputs: their "
-                f"magnitude exceeds what {value.dtype} represents through the transform"
+                f"{type(self).__name__} parameter {parameter!r} has non-finite values (nan or inf)"
             )
-
-    def _check(self, name: str, x: Any, event_shape: tuple[int, ...]) -> None:
-        # finiteness is checked while torch.distributions validation is on (the default;
-        # Distribution.set_default_validate_args(False) switches it off, as importing zuko does)
-        finite = Distribution._validate_args
-        check_input(name, x, event_shape, self.dtype, device=self.device, finite=finite)
+        raise ValueError(
+            f"{name}: {type(self).__name__} gives non-finite values for these inputs: their "
+            f"magnitude exceeds what {value.dtype} represents through the transform"
+        )
 
     # ---------------------------------------------------------------- public, cached
     def _key(self) -> tuple[Any, ...]:
         return (_optimizer_step[0], *((t._version, t.data_ptr()) for t in self.state_tensors()))
 
     def _lookup(self, x: Tensor | None, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
+        """The cached triple if it answers this query: ``x`` (forward) must be an input the
+        inverse produced, ``y`` (inverse) an output the forward produced, or both must match."""
         cache = self._cache
         if cache is None or self._cache_size == 0:
             return None
-        cx, cy, ladj, key = cache
-        if (x is None or x is cx) and (y is None or y is cy) and key == self._key():
-            return cx, cy, ladj
-        return None
+        cx, cy, ladj, forward, key = cache
+        if x is not None and y is not None:
+            hit = x is cx and y is cy
+        elif x is not None:
+            hit = x is cx and not forward
+        else:
+            hit = y is cy and forward
+        return (cx, cy, ladj) if hit and key == self._key() else None
 
-    def _store(self, x: Tensor, y: Tensor, ladj: Tensor) -> None:
+    def _store(self, x: Tensor, y: Tensor, ladj: Tensor, forward: bool) -> None:
         if self._cache_size:
-            self._cache = (x, y, ladj, self._key())
+            self._cache = (x, y, ladj, forward, self._key())
 
-    def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        r"""Return :math:`y = f(x)` and :math:`\log|\det \partial y / \partial x|` (batch shape)."""
+    def call_and_ladj(self, x: Tensor, *, validate: bool | None = None) -> tuple[Tensor, Tensor]:
+        r"""Return :math:`y = f(x)` and :math:`\log|\det \partial y / \partial x|` (batch shape).
+
+        ``validate`` (default: ``torch.distributions``' global setting) scans the input and
+        the outputs for nan/inf; shapes, dtype and device are always checked."""
         hit = self._lookup(x, None)
         if hit is not None:
             return hit[1], hit[2]
-        self._check("x", x, self.event_shape)
+        validate = Distribution._validate_args if validate is None else validate
+        check_input("x", x, self.event_shape, self.dtype, device=self.device, finite=validate)
         y, ladj = self._call_and_ladj(x)
-        self._check_output("x", y, ladj)
-        self._store(x, y, ladj)
+        if validate:
+            self._check_output("x", y, ladj)
+        self._store(x, y, ladj, forward=True)
         return y, ladj
 
-    def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_and_ladj(self, y: Tensor, *, validate: bool | None = None) -> tuple[Tensor, Tensor]:
         r"""Return :math:`x = f^{-1}(y)` and :math:`\log|\det \partial x / \partial y|`."""
         hit = self._lookup(None, y)
         if hit is not None:
             return hit[0], -hit[2]
-        self._check("y", y, tuple(self.forward_shape(self.event_shape)))
+        validate = Distribution._validate_args if validate is None else validate
+        shape = tuple(self.forward_shape(self.event_shape))
+        check_input("y", y, shape, self.dtype, device=self.device, finite=validate)
         x, ladj = self._inverse_and_ladj(y)
-        self._check_output("y", x, ladj)
-        self._store(x, y, -ladj)
+        if validate:
+            self._check_output("y", x, ladj)
+        self._store(x, y, -ladj, forward=False)
         return x, ladj
 
     # ---------------------------------------------------------------- Transform protocol
@@ -285,11 +304,11 @@ class InverseBijector(_InverseTransform):
     def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()  # keep _inv: here it is the bijector, not a cached inverse
 
-    def call_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        return self._inv.inverse_and_ladj(y)
+    def call_and_ladj(self, y: Tensor, *, validate: bool | None = None) -> tuple[Tensor, Tensor]:
+        return self._inv.inverse_and_ladj(y, validate=validate)
 
-    def inverse_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return self._inv.call_and_ladj(x)
+    def inverse_and_ladj(self, x: Tensor, *, validate: bool | None = None) -> tuple[Tensor, Tensor]:
+        return self._inv.call_and_ladj(x, validate=validate)
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -298,10 +317,11 @@ class InverseBijector(_InverseTransform):
 
 def call_and_ladj(t: Transform, x: Tensor, event_dim: int) -> tuple[Tensor, Tensor]:
     r"""``t(x)`` and :math:`\log|\det J|` summed over an event of ``event_dim`` dimensions, in
-    one pass for flowdist bijectors and through ``log_abs_det_jacobian`` for any other
+    one pass for flowdist bijectors (without the nan/inf scans, which the calling
+    distribution does once) and through ``log_abs_det_jacobian`` for any other
     :class:`~torch.distributions.Transform`."""
     if isinstance(t, (Bijector, InverseBijector)):
-        y, ladj = t.call_and_ladj(x)
+        y, ladj = t.call_and_ladj(x, validate=False)  # the distribution validates its boundary
     else:
         y = t(x)
         ladj = t.log_abs_det_jacobian(x, y)
@@ -326,7 +346,15 @@ def sum_rightmost(x: Tensor, n: int) -> Tensor:
     return x.sum(tuple(range(-n, 0))) if n > 0 else x
 
 
-class ConditionalTransform(nn.Module):
+class ConditionalModule(nn.Module):
+    """A module that, called with a context tensor, returns the
+    :class:`~torch.distributions.Transform` to apply (:class:`~flowdist.flows.Flow` calls it)."""
+
+    def forward(self, context: Tensor) -> Transform:
+        raise NotImplementedError
+
+
+class ConditionalTransform(ConditionalModule):
     r"""An amortised bijector: a hyper-network maps a context :math:`c` to the parameters
     :math:`\theta(c)` of a ``bijector`` class, and calling the module returns the
     :class:`Bijector` :math:`f_{\theta(c)}` (e.g. planar steps of a VAE guide whose parameters

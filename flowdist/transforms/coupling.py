@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 from flowdist.nn import MLP
-from flowdist.transforms.base import Bijector, ConditionalTransform, check_dim, check_input
+from flowdist.transforms.base import Bijector, ConditionalModule, check_dim, check_input
 
 __all__ = [
     "AdditiveCouplingTransform",
@@ -185,13 +185,13 @@ class _Contextual:
         return torch.cat([h, c], h.dim() - event_dim)
 
 
-class ContextualTransform(ConditionalTransform):
+class ContextualTransform(ConditionalModule):
     r"""A conditional bijector :math:`f_c`: calling it with a context :math:`c` returns
     ``transform`` bound to :math:`c` (its networks read :math:`c` next to their usual inputs).
     ``transform`` must have been built with ``context_features`` context inputs."""
 
     def __init__(self, transform: Bijector, context_features: int) -> None:
-        nn.Module.__init__(self)
+        super().__init__()
         check_dim("context_features", context_features)
         if not isinstance(transform, _Contextual):
             raise TypeError(f"transform must accept a context, got {type(transform).__name__}")
@@ -278,14 +278,6 @@ class CouplingTransform(_Contextual, Bijector):
     @property
     def event_shape(self) -> tuple[int, ...]:
         return self._event_shape
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the floating-point state (the masks are boolean)."""
-        for t in self.state_tensors():
-            if t.is_floating_point():
-                return t.dtype
-        return torch.get_default_dtype()
 
     def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, Tensor | None]:
         r"""Apply :math:`g` (or :math:`g^{-1}`) elementwise; return the value and the

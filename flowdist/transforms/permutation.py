@@ -15,17 +15,9 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-from flowdist.transforms.base import Bijector, check_dim, check_input
+from flowdist.transforms.base import Bijector, check_dim
 
 __all__ = ["PermutationTransform", "ReverseTransform", "StatelessBijector"]
-
-
-def _check_floating(name: str, x: Tensor, event_shape: tuple[int, ...]) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    check_input(name, x, event_shape, x.dtype)
 
 
 class StatelessBijector(Bijector):
@@ -42,14 +34,6 @@ class StatelessBijector(Bijector):
     def output_shape(self) -> tuple[int, ...]:
         """The event shape of :math:`f(x)`."""
         return tuple(self.forward_shape(self.event_shape))
-
-    def call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        _check_floating("x", x, self.event_shape)
-        return self._call_and_ladj(x)
-
-    def inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        _check_floating("y", y, self.output_shape)
-        return self._inverse_and_ladj(y)
 
     def _zero_ladj(self, x: Tensor) -> Tensor:
         return x.new_zeros(x.shape[: x.dim() - len(self.event_shape)])

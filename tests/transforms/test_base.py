@@ -73,10 +73,11 @@ def test_to_changes_dtype_and_clears_cache():
 def test_cache_is_used_while_parameters_are_unchanged():
     t = PlanarTransform(2)
     x = torch.randn(5, 2)
-    y = t(x)
-    assert t(x) is y
-    assert t.inv(y) is x  # no inverse solve
-    assert t.log_abs_det_jacobian(x, y) is t.call_and_ladj(x)[1]
+    y, ladj = t.call_and_ladj(x)
+    assert t.inv(y) is x  # no inverse solve for an output the transform produced
+    assert t.log_abs_det_jacobian(x, y) is ladj
+    x2 = t.inv(y.clone())  # a tensor the user passes in is never answered from the cache
+    assert x2 is not x and t(x2) is not y
 
 
 @pytest.mark.parametrize(
@@ -129,10 +130,18 @@ def test_deepcopy_and_pickle_after_forward_with_graph(cls):
         torch.testing.assert_close(other(x.detach()), t(x.detach()))
 
 
+def test_repeated_log_prob_of_the_same_data_can_backpropagate_each_time():
+    t = PlanarTransform(2)
+    x = torch.randn(3, 2)
+    for _ in range(2):  # no optimizer step in between: the second graph must be fresh
+        y, ladj = t.inverse_and_ladj(x)
+        (y.sum() + ladj.sum()).backward()
+
+
 def test_with_cache_zero_disables_cache():
     t = PlanarTransform(2).with_cache(0)
     x = torch.randn(3, 2)
-    assert t(x) is not t(x)
+    assert t.inv(t(x)) is not x
     with pytest.raises(ValueError, match="cache_size"):
         t.with_cache(2)
 
