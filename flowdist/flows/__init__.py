@@ -1,6 +1,21 @@
 """Flows: modules that return distributions (see :mod:`flowdist.flows.core`)."""
 
+from flowdist.flows.autoregressive import IAF, MAF
 from flowdist.flows.core import Flow, FlowDistribution, StandardNormal
+from flowdist.flows.coupling import NICE, RealNVP, StandardLogistic
+from flowdist.flows.glow import Glow
 from flowdist.flows.vector import PlanarFlow, RadialFlow
 
-__all__ = ["Flow", "FlowDistribution", "PlanarFlow", "RadialFlow", "StandardNormal"]
+__all__ = [
+    "IAF",
+    "MAF",
+    "NICE",
+    "Flow",
+    "FlowDistribution",
+    "Glow",
+    "PlanarFlow",
+    "RadialFlow",
+    "RealNVP",
+    "StandardLogistic",
+    "StandardNormal",
+]
