@@ -72,14 +72,19 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
         """
         self._check(x)
         top = len(self.layer_sizes) - 1
+        weights, biases = list(self.weights), list(self.biases)
+        from_visible = x @ weights[0]  # fixed: computed once, not in every sweep
         mus = [x]
         for i in range(1, top + 1):
-            scale = 2.0 if i < top else 1.0
-            mus.append(torch.sigmoid(scale * (mus[-1] @ self.weights[i - 1]) + self.biases[i]))
-        weights, biases = list(self.weights), list(self.biases)
+            below = from_visible if i == 1 else mus[-1] @ weights[i - 1]
+            mus.append(torch.sigmoid((2.0 if i < top else 1.0) * below + biases[i]))
+        order = [*range(1, top + 1, 2), *range(2, top + 1, 2)]  # odd layers, then even
         for _ in range(num_iters):
-            for parity in (1, 0):
-                for i in range(max(parity, 2), top + 1, 2) if parity == 0 else range(1, top + 1, 2):
+            for i in order:
+                if i == 1:
+                    above = mus[2] @ weights[1].T
+                    mus[1] = torch.sigmoid(biases[1] + from_visible + above)
+                else:
                     mus[i] = torch.sigmoid(layer_input(i, mus, weights, biases))
         return mus
 
