@@ -157,7 +157,7 @@ class Energy2D:
         u = self.printed_energy(z)
         return u + confinement(z[..., 0]) if self.confined else u
 
-    def log_prob_unnormalized(self, z: Tensor) -> Tensor:
+    def unnormalized_log_prob(self, z: Tensor) -> Tensor:
         r""":math:`-U(z) = \log p(z) + \log Z`."""
         return -self.energy(z)
 

@@ -112,7 +112,7 @@ def test_printed_energies_are_not_normalisable():
 def test_log_prob_is_normalised_energy():
     z = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
     for target in TARGETS.values():
-        torch.testing.assert_close(target.log_prob_unnormalized(z), -target.energy(z))
+        torch.testing.assert_close(target.unnormalized_log_prob(z), -target.energy(z))
         torch.testing.assert_close(target.log_prob(z), -target.energy(z) - target.log_partition())
 
 
