@@ -189,6 +189,8 @@ class GaussianRBM(UnnormalizedDistribution):
             self.log_sigma.clamp_(min=math.log(self.min_sigma))
 
     def annealing_path(self, data: Tensor | None = None) -> _GaussianPath:
+        r"""From :math:`\mathcal N(b, \sigma^2)` (``data`` is not needed: the base shares the
+        model's visible biases and variances)."""
         return _GaussianPath(self)
 
 
