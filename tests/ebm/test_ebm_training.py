@@ -177,3 +177,16 @@ def test_learning_recovers_a_planted_boltzmann_machine():
     gap = planted.log_prob(data).mean() - bm.log_prob(data).mean()
     assert abs(float(gap)) < 0.01
     assert torch.equal(bm.coupling, bm.coupling.T) and bool((bm.coupling.diag() == 0).all())
+
+
+def test_bfloat16_products_and_time_budget(digits):
+    g = torch.Generator().manual_seed(0)
+    rbm = BernoulliRBM(64, 16, generator=g, compute_dtype=torch.bfloat16)
+    before = rbm.log_prob(digits.test_x).mean().item()
+    history = train_cd(
+        rbm, digits.train_x, epochs=50, batch_size=20, lr=0.05, generator=g, max_seconds=0.0
+    )
+    assert len(history.seconds) == 1  # the budget stops training after the first epoch
+    train_cd(rbm, digits.train_x, epochs=10, batch_size=20, lr=0.05, generator=g)
+    assert rbm.weight.dtype == torch.float32  # mixed precision: parameters keep their dtype
+    assert rbm.log_prob(digits.test_x).mean().item() > before + 15
