@@ -145,13 +145,13 @@ class SemiSupervisedVAE(ConditionalVAE):
     site, to be enumerated: use :attr:`enumerated_guide` with ``TraceEnum_ELBO``).
     :meth:`training_loss` takes batches that mix both kinds, unlabelled rows marked ``y = -1``,
     so :func:`flowdist.vae.fit` trains it with ``loss=TraceEnum_ELBO(max_plate_nesting=1)``.
+    Arguments not listed below are as for :class:`ConditionalVAE`.
 
     Args:
         classifier: maps flattened ``x`` to ``n_classes`` logits (default: MLP with the
             ``hidden`` sizes, softplus).
         aux_weight: :math:`\alpha`, the weight of the classification loss on labelled points
             (Pyro's example uses 46 for MNIST; Kingma et al. :math:`0.1 N`).
-        Other arguments as for :class:`ConditionalVAE`.
     """
 
     def __init__(
