@@ -1,25 +1,24 @@
 """VAE training speed: one epoch of the 784-400-50 VAE on binarised MNIST, batch 128.
 
-Competitors, interleaved in every round (each call is one full epoch over the 50,000 training
-images), medians over rounds, 2 threads:
+Competitors are interleaved call by call (``benchmarks.timing.interleave``; every call trains
+``--chunk`` minibatch steps, cycling through one shuffled epoch of the 50,000 training images), and
+the epoch time is the median call time times steps-per-epoch / chunk:
 
 * ``torch``: a hand-written plain-PyTorch VAE of the same architecture (softplus hidden layer,
   Bernoulli logits, closed-form Gaussian KL, one ``torch.optim.Adam``);
-* ``flowdist fit, TraceMeanField_ELBO`` / ``Trace_ELBO``: :func:`flowdist.vae.fit` on
-  :class:`flowdist.vae.VAE` (the same architecture);
+* ``flowdist fit, TraceMeanField_ELBO`` / ``Trace_ELBO``: the step of :func:`flowdist.vae.fit`
+  (:func:`flowdist.vae.train.training_step`) on :class:`flowdist.vae.VAE` (same architecture);
 * ``flowdist + pyro SVI``: the same VAE trained with ``pyro.infer.SVI`` and ``pyro.optim.Adam``;
 * ``pyro example``: Pyro's ``examples/vae/vae.py`` (Encoder/Decoder with softplus, hidden 400,
   sigmoid output, ``Bernoulli(validate_args=False)``, ``pyro.plate`` without subsampling,
   ``SVI`` + ``Trace_ELBO`` + ``pyro.optim.Adam``), reproduced here.
 
-    python -m benchmarks.vae.speed /work/shared/data/binarized_mnist.npz --rounds 3
+    python -m benchmarks.vae.speed /work/shared/data/binarized_mnist.npz --epochs 2
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,12 +29,13 @@ import torch.nn.functional as F
 from pyro.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-from benchmarks.timing import machine_summary
+from benchmarks.timing import interleave, machine_summary
 from flowdist.datasets import load_binarized_mnist
 from flowdist.vae import VAE
-from flowdist.vae.train import fit
+from flowdist.vae.train import training_step
 
 HIDDEN, Z, BATCH = 400, 50, 128
+TORCH = "torch (hand-written, analytic KL)"
 
 
 class TorchVAE(nn.Module):
@@ -110,74 +110,72 @@ class PyroExampleVAE(nn.Module):
             pyro.sample("latent", dist.Normal(z_loc, z_scale).to_event(1))
 
 
-def competitors(x: torch.Tensor) -> dict[str, Callable[[], None]]:
+def competitors(x: torch.Tensor, chunk: int) -> dict[str, Callable[[], None]]:
+    """Each competitor's call trains ``chunk`` minibatch steps, cycling through one shuffled
+    epoch of ``x``."""
     n = x.shape[0]
-    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).split(BATCH)
+    batches = [x[i] for i in order]
 
-    def batches() -> list[torch.Tensor]:
-        return [x[i] for i in torch.randperm(n, generator=generator).split(BATCH)]
+    def cycling(step: Callable[[torch.Tensor], object]) -> Callable[[], None]:
+        position = [0]
+
+        def call() -> None:
+            for _ in range(chunk):
+                step(batches[position[0] % len(batches)])
+                position[0] += 1
+
+        return call
 
     torch_vae = TorchVAE()
     torch_opt = torch.optim.Adam(torch_vae.parameters(), lr=1e-3)
 
-    def plain_torch() -> None:
-        for xb in batches():
-            torch_opt.zero_grad(set_to_none=True)
-            (torch_vae(xb) / n).backward()
-            torch_opt.step()
+    def torch_step(xb: torch.Tensor) -> None:
+        torch_opt.zero_grad(set_to_none=True)
+        (torch_vae(xb) / n).backward()
+        torch_opt.step()
 
-    fit_mf, fit_mc = VAE(784, Z, name="vae_mf"), VAE(784, Z, name="vae_mc")
+    def flowdist_step(loss: object, name: str) -> Callable[[torch.Tensor], object]:
+        vae = VAE(784, Z, name=name)
+        optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+        return lambda xb: training_step(vae, loss, optimizer, [xb], n)
+
     svi_vae = VAE(784, Z, name="vae_svi")
     svi = SVI(svi_vae.model, svi_vae.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
     example = PyroExampleVAE()
     example_svi = SVI(example.model, example.guide, pyro.optim.Adam({"lr": 1e-3}), Trace_ELBO())
-
-    def flowdist_svi() -> None:
-        for xb in batches():
-            svi.step(xb, num_data=n)
-
-    def pyro_example() -> None:
-        for xb in batches():
-            example_svi.step(xb)
-
     return {
-        "torch (hand-written, analytic KL)": plain_torch,
-        "flowdist fit, TraceMeanField_ELBO": lambda: fit(
-            fit_mf, x, epochs=1, batch_size=BATCH, loss=TraceMeanField_ELBO()
-        ),
-        "flowdist fit, Trace_ELBO": lambda: fit(fit_mc, x, epochs=1, batch_size=BATCH),
-        "flowdist + pyro SVI, Trace_ELBO": flowdist_svi,
-        "pyro example (SVI, Trace_ELBO)": pyro_example,
+        TORCH: cycling(torch_step),
+        "flowdist fit, TraceMeanField_ELBO": cycling(flowdist_step(TraceMeanField_ELBO(), "mf")),
+        "flowdist fit, Trace_ELBO": cycling(flowdist_step(Trace_ELBO(), "mc")),
+        "flowdist + pyro SVI, Trace_ELBO": cycling(lambda xb: svi.step(xb, num_data=n)),
+        "pyro example (SVI, Trace_ELBO)": cycling(example_svi.step),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="binarized_mnist.npz")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--limit", type=int, default=None, help="use the first N images")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of work per competitor")
+    parser.add_argument("--chunk", type=int, default=23, help="steps per timed call")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pyro.set_rng_seed(0)
-    x = load_binarized_mnist(args.data).train_x[: args.limit]
-    fns = competitors(x)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for r in range(args.rounds):
-        order = list(fns) if r % 2 == 0 else list(reversed(fns))  # alternate the order
-        for name in order:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-            print(f"round {r} {name}: {times[name][-1]:.2f} s", flush=True)
-    ref = statistics.median(times["torch (hand-written, analytic KL)"])
-    print(f"\n{machine_summary()}, {x.shape[0]} images, batch {BATCH}, {args.rounds} rounds")
-    print("| competitor | epoch (s), median | all rounds (s) | ratio to torch |")
-    print("|---|---|---|---|")
-    for name, values in times.items():
-        med = statistics.median(values)
-        rounds = ", ".join(f"{v:.2f}" for v in values)
-        print(f"| {name} | {med:.2f} | {rounds} | {med / ref:.2f} |")
+    x = load_binarized_mnist(args.data).train_x
+    steps_per_epoch = -(-x.shape[0] // BATCH)
+    calls = max(1, args.epochs * steps_per_epoch // args.chunk)
+    timings = interleave(
+        competitors(x, args.chunk), blocks=calls, calls=1, warmup=1, max_other=float("inf")
+    )
+    print(f"{machine_summary()}, {x.shape[0]} images, batch {BATCH}")
+    print(f"{calls} interleaved calls of {args.chunk} steps per competitor")
+    print("| competitor | epoch (s), median-based | ratio to torch |")
+    print("|---|---|---|")
+    for name in timings.times:
+        epoch = timings.median_ms(name) / 1e3 * steps_per_epoch / args.chunk
+        print(f"| {name} | {epoch:.1f} | {timings.ratio(name, TORCH):.2f} |")
 
 
 if __name__ == "__main__":

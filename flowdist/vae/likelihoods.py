@@ -8,7 +8,8 @@ dimension, and a likelihood turns it into a distribution over a whole data point
 * :class:`GaussianLikelihood` — real data, :math:`\mathcal N(x; \mu(z), \sigma^2 I)` with
   :math:`\sigma` fixed or learned (one :math:`\sigma_i` per dimension).
 
-Each checks at the boundary that the data lie in its support (:meth:`Likelihood.check`).
+Each checks at the boundary that the data lie in its support (:meth:`Likelihood.check`), so
+the distributions themselves skip torch's (duplicate) support validation of observations.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Likelihood(nn.Module):
     def __init__(self, x_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.x_shape = tuple(x_shape)
+        self._checked: tuple[Tensor, tuple[object, ...]] | None = None
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
         raise NotImplementedError
@@ -47,13 +49,20 @@ class Likelihood(nn.Module):
         return torch.isfinite(x).all()
 
     def check(self, x: Tensor, name: str = "x") -> None:
-        """Raise a :class:`ValueError` naming ``name`` unless ``x`` lies in the support."""
+        """Raise a :class:`ValueError` naming ``name`` unless ``x`` lies in the support.
+
+        The last tensor found valid is remembered (with its version counter), so that the model
+        and the guide of one step check a batch once."""
+        key = (x._version, x.data_ptr(), x.shape, x.stride())
+        if self._checked is not None and self._checked[0] is x and self._checked[1] == key:
+            return
         if not bool(self._in_support(x)):
             lo, hi = float(x.min()), float(x.max())
             raise ValueError(
                 f"{name} lies outside the support of {type(self).__name__} ({self.support}): "
                 f"values range over [{lo:g}, {hi:g}]"
             )
+        self._checked = (x, key)
 
     def mean(self, params: Tensor) -> Tensor:
         """:math:`\\mathbb E[x \\mid z]`, for figures."""
@@ -66,7 +75,7 @@ class BernoulliLikelihood(Likelihood):
     support = "binary values 0 or 1"
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
-        return dist.Bernoulli(logits=params).to_event(len(self.x_shape))
+        return dist.Bernoulli(logits=params, validate_args=False).to_event(len(self.x_shape))
 
     def _in_support(self, x: Tensor) -> Tensor:
         return ((x == 0) | (x == 1)).all()
@@ -82,7 +91,9 @@ class ContinuousBernoulliLikelihood(Likelihood):
     support = "the interval [0, 1]"
 
     def forward(self, params: Tensor) -> dist.TorchDistribution:
-        return dist.ContinuousBernoulli(logits=params).to_event(len(self.x_shape))
+        return dist.ContinuousBernoulli(logits=params, validate_args=False).to_event(
+            len(self.x_shape)
+        )
 
     def _in_support(self, x: Tensor) -> Tensor:
         return ((x >= 0) & (x <= 1)).all()

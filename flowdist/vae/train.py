@@ -26,7 +26,7 @@ from torch import Tensor
 from flowdist.transforms.base import check_dim
 from flowdist.vae.evaluate import importance_log_likelihood
 
-__all__ = ["FitResult", "fit", "validation_elbo"]
+__all__ = ["FitResult", "fit", "training_step", "validation_elbo"]
 
 
 @dataclass
@@ -39,6 +39,18 @@ class FitResult:
     best_valid: float = -math.inf
     seconds: float = 0.0
     stopped_early: bool = False
+
+
+def training_step(
+    module: Any, loss: Any, optimizer: torch.optim.Optimizer, batch: Sequence[Tensor], n: int
+) -> float:
+    """One optimizer step on a minibatch of a data set of ``n`` points; returns the loss in
+    nats per example."""
+    optimizer.zero_grad(set_to_none=True)
+    step_loss = module.training_loss(loss, *batch, num_data=n) / n
+    step_loss.backward()
+    optimizer.step()
+    return float(step_loss.detach())
 
 
 def validation_elbo(module: Any, *data: Tensor) -> float:
@@ -112,11 +124,7 @@ def fit(
         total = 0.0
         for idx in torch.randperm(n, generator=generator).split(batch_size):
             batch = [d[idx.to(d.device)] for d in data]
-            optimizer.zero_grad(set_to_none=True)
-            step_loss = module.training_loss(loss, *batch, num_data=n) / n
-            step_loss.backward()
-            optimizer.step()
-            total += float(step_loss.detach()) * len(idx)
+            total += training_step(module, loss, optimizer, batch, n) * len(idx)
         row = {"epoch": epoch, "train_loss": total / n, "seconds": time.perf_counter() - t0}
         if valid is not None:
             module.eval()
