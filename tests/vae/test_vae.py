@@ -240,3 +240,27 @@ def test_bad_input_errors():
         small_vae(likelihood="poisson")
     with pytest.raises(ValueError, match="flow_steps"):
         small_vae(flow_steps=-1)
+
+
+def test_support_check_sees_in_place_changes():
+    vae = small_vae(name="inplace")
+    x = binary(3, 12)
+    vae.model(x)
+    vae.guide(x)  # the same batch: checked once, still accepted
+    x.mul_(0.5)
+    with pytest.raises(ValueError, match="support"):
+        vae.guide(x)
+
+
+def test_flow_guide_density_is_the_change_of_variables():
+    vae = small_vae(name="flowq", flow_steps=4)
+    x = binary(6, 12)
+    q = vae.encode(x)
+    z = q.rsample()
+    cached = q.log_prob(z)  # the forward pass's log-determinants, from the cache
+    inverted = q.log_prob(z.clone())  # no cache: every planar step is inverted
+    assert torch.allclose(cached, inverted, atol=1e-4)
+    loss = Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
+    loss.backward()
+    for step in vae.encoder.steps:  # flow parameters are amortised: the encoder learns them
+        assert step.hyper.weight.grad.abs().sum() > 0
