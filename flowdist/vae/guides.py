@@ -39,7 +39,7 @@ __all__ = ["AmortizedGuide", "feature_size"]
 
 def feature_size(body: nn.Module, in_shape: Sequence[int]) -> int:
     """The number of features ``body`` outputs for one input of shape ``in_shape``."""
-    param = next(body.parameters())
+    param = next(body.parameters(), torch.empty(0))
     with torch.no_grad():
         out = body(torch.zeros(2, *in_shape, dtype=param.dtype, device=param.device))
     if out.dim() != 2:

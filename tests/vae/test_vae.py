@@ -213,6 +213,12 @@ def test_gaussian_likelihood_learned_or_fixed(likelihood):
     assert (vae.likelihood.log_scale.grad is not None) == learned
 
 
+def test_parameter_free_encoder_body():
+    vae = VAE(12, 3, encoder=nn.Identity(), name="identity")
+    assert vae.encoder.head.in_features == 12
+    assert vae.encode(binary(2, 12)).batch_shape == (2,)
+
+
 def test_float64_and_to():
     vae = small_vae(name="f64", flow_steps=2).to(torch.float64)
     x = binary(5, 12).double()
