@@ -152,6 +152,19 @@ class Bijector(Transform, nn.Module):
             setattr(obj, name, value)
         return obj
 
+    def init_parameters(
+        self,
+        shapes: Sequence[tuple[int, ...]],
+        *,
+        bound: float,
+        generator: torch.Generator | None,
+    ) -> None:
+        """Register the parameters named in ``param_names`` with the given shapes, drawn
+        uniformly in :math:`[-\text{bound}, \text{bound}]`."""
+        for name, shape in zip(self.param_names, shapes, strict=True):
+            value = torch.rand(shape, generator=generator) * 2 * bound - bound
+            setattr(self, name, nn.Parameter(value))
+
     def state_tensors(self) -> Iterable[Tensor]:
         """The tensors the transform's value depends on (the cache key watches them)."""
         if self.param_names:

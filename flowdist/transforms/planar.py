@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from flowdist.transforms.base import Bijector, check_dim
@@ -109,11 +109,7 @@ class PlanarTransform(Bijector):
     ) -> None:
         super().__init__(cache_size=cache_size)
         check_dim("dim", dim)
-        bound = dim**-0.5
-        u, w, b = (torch.rand(n, generator=generator) * 2 * bound - bound for n in (dim, dim, ()))
-        self.u = nn.Parameter(u)
-        self.w = nn.Parameter(w)
-        self.b = nn.Parameter(b)
+        self.init_parameters(self.param_shapes(dim), bound=dim**-0.5, generator=generator)
 
     @classmethod
     def param_shapes(cls, dim: int) -> tuple[tuple[int, ...], ...]:
@@ -142,13 +138,21 @@ def _planar_inverse(
     y: Tensor, u_hat: Tensor, one_plus_c: Tensor, w: Tensor, b: Tensor
 ) -> tuple[Tensor, Tensor]:
     r"""Invert one planar step: :math:`x` and :math:`\log|\det \partial x / \partial y|`."""
-    r = _dot(y, w) + b  # w^T y + b = beta + c tanh(beta), with beta = w^T x + b
+    t, log_det = _solve_tanh(_dot(y, w) + b, one_plus_c)
+    return torch.addcmul(y, t.unsqueeze(-1), u_hat, value=-1), -log_det
+
+
+def _solve_tanh(r: Tensor, one_plus_c: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Given :math:`r = w^\top y + b`, the root :math:`\beta = w^\top x + b` as
+    :math:`t = \tanh\beta`, and the forward :math:`\log|\det|` at :math:`x`. When gradients
+    are needed, one Newton step is taken with autograd on at the (detached) root: its derivative
+    is the implicit-function-theorem derivative of the root."""
     beta = solve_planar(one_plus_c, r)
     t = torch.tanh(beta)
-    # one differentiable Newton step at the root: implicit-function-theorem gradients
-    beta = beta - (beta + (one_plus_c - 1) * t - r) / _det(t, one_plus_c)
-    t = torch.tanh(beta)
-    return torch.addcmul(y, t.unsqueeze(-1), u_hat, value=-1), -torch.log(_det(t, one_plus_c))
+    if torch.is_grad_enabled() and (r.requires_grad or one_plus_c.requires_grad):
+        beta = beta - (beta + (one_plus_c - 1) * t - r) / _det(t, one_plus_c)
+        t = torch.tanh(beta)
+    return t, torch.log(_det(t, one_plus_c))
 
 
 class _PlanarStackFunction(torch.autograd.Function):
@@ -227,12 +231,8 @@ class PlanarStack(Bijector):
         super().__init__(cache_size=cache_size)
         check_dim("dim", dim)
         check_dim("K", K)
-        bound = dim**-0.5
         shapes = ((K, dim), (K, dim), (K,))
-        u, w, b = (torch.rand(n, generator=generator) * 2 * bound - bound for n in shapes)
-        self.u = nn.Parameter(u)
-        self.w = nn.Parameter(w)
-        self.b = nn.Parameter(b)
+        self.init_parameters(shapes, bound=dim**-0.5, generator=generator)
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -254,8 +254,10 @@ class PlanarStack(Bijector):
 
     def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         u_hat, one_plus_c = constrain_u(self.u, self.w)
-        ladj = y.new_zeros(y.shape[:-1])
+        z = y.reshape(-1, y.shape[-1]).T.contiguous()  # events as columns, as in the forward
+        ladj = z.new_zeros(z.shape[1])
         for k in reversed(range(len(self))):
-            y, step_ladj = _planar_inverse(y, u_hat[k], one_plus_c[k], self.w[k], self.b[k])
-            ladj = ladj + step_ladj
-        return y, ladj
+            t, log_det = _solve_tanh(self.w[k] @ z + self.b[k], one_plus_c[k])
+            z = torch.addr(z, u_hat[k], t, alpha=-1)
+            ladj = ladj - log_det
+        return z.T.reshape(y.shape), ladj.reshape(y.shape[:-1])

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from flowdist.transforms.base import Bijector, check_dim
 
@@ -51,11 +51,7 @@ class RadialTransform(Bijector):
     ) -> None:
         super().__init__(cache_size=cache_size)
         check_dim("dim", dim)
-        bound = dim**-0.5
-        z0, a, b = (torch.rand(n, generator=generator) * 2 * bound - bound for n in (dim, (), ()))
-        self.z0 = nn.Parameter(z0)
-        self.alpha_raw = nn.Parameter(a)
-        self.beta_raw = nn.Parameter(b)
+        self.init_parameters(self.param_shapes(dim), bound=dim**-0.5, generator=generator)
 
     @classmethod
     def param_shapes(cls, dim: int) -> tuple[tuple[int, ...], ...]:
