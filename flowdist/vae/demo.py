@@ -43,7 +43,7 @@ def run(
     data = load_digits(binarize=True, seed=seed)
     x_train, x_test = data.train_x.to(device), data.test_x.to(device)
     y_train, y_test = data.train_y.to(device), data.test_y.to(device)
-    epochs, k = (40, 200) if quick else (200, 1000)
+    epochs, k = (25, 200) if quick else (150, 1000)
     batch_size = 128
     generator = torch.Generator(device=device).manual_seed(seed)
     report.section("Variational autoencoders on digits")
