@@ -24,23 +24,36 @@ from flowdist.datasets import load_binarized_mnist
 from flowdist.ebm import BernoulliRBM, train_cd
 
 
-def torch_epoch(x: torch.Tensor, compute_dtype: torch.dtype | None, seed: int) -> float:
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def torch_epoch(x: torch.Tensor, compute_dtype: torch.dtype | None, seed: int) -> tuple:
     g = torch.Generator().manual_seed(seed)
     rbm = BernoulliRBM(784, 500, generator=g, compute_dtype=compute_dtype)
-    start = time.perf_counter()
-    train_cd(
-        rbm, x, epochs=1, batch_size=100, k=1, persistent=True, lr=0.01, momentum=0.0, generator=g
+    return timed(
+        lambda: train_cd(
+            rbm,
+            x,
+            epochs=1,
+            batch_size=100,
+            k=1,
+            persistent=True,
+            lr=0.01,
+            momentum=0.0,
+            generator=g,
+        )
     )
-    return time.perf_counter() - start
 
 
-def sklearn_epoch(x, seed: int) -> float:
+def sklearn_epoch(x, seed: int) -> tuple:
     rbm = SklearnRBM(
         n_components=500, batch_size=100, n_iter=1, learning_rate=0.01, random_state=seed
     )
-    start = time.perf_counter()
-    rbm.fit(x)
-    return time.perf_counter() - start
+    return timed(lambda: rbm.fit(x))
 
 
 def main() -> None:
@@ -62,28 +75,40 @@ def main() -> None:
     if args.bf16:
         competitors["torch bf16 products"] = lambda rep: torch_epoch(x, torch.bfloat16, rep)
     times: dict[str, list[float]] = {name: [] for name in competitors}
+    cpu: dict[str, list[float]] = {name: [] for name in competitors}
     with threadpool_limits(args.threads):
         for rep in range(args.repeats):
             for name, run in competitors.items():
-                times[name].append(run(rep))
-            print(json.dumps({k: v[-1] for k, v in times.items()}), flush=True)
+                wall, used = run(rep)
+                times[name].append(wall)
+                cpu[name].append(used)
+            print(json.dumps({k: (v[-1], cpu[k][-1]) for k, v in times.items()}), flush=True)
         rbm = BernoulliRBM(784, 500, generator=torch.Generator().manual_seed(0))
         train_cd(rbm, x[:10000], epochs=1, lr=0.05, generator=torch.Generator().manual_seed(0))
         ais_times = []
         for rep in range(args.ais_repeats):
-            start = time.perf_counter()
-            est = rbm.estimate_log_partition(
-                num_chains=100, betas=14500, data=x, generator=torch.Generator().manual_seed(rep)
+            gen = torch.Generator().manual_seed(rep)
+            ais_times.append(
+                timed(
+                    lambda gen=gen: rbm.estimate_log_partition(
+                        num_chains=100, betas=14500, data=x, generator=gen
+                    )
+                )
             )
-            ais_times.append(time.perf_counter() - start)
+            est = rbm._estimate[1]
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     row = {
         "threads": args.threads,
         "repeats": args.repeats,
         "median_seconds": med,
         "all_seconds": times,
         "ratios_to_torch_float32": {k: v / med["torch float32"] for k, v in med.items()},
-        "ais_seconds": ais_times,
+        "median_cpu_seconds": med_cpu,
+        "cpu_ratios_to_torch_float32": {
+            k: v / med_cpu["torch float32"] for k, v in med_cpu.items()
+        },
+        "ais_wall_and_cpu_seconds": ais_times,
         "ais_log_z": est.log_z,
         "ais_std_error": est.std_error,
     }
