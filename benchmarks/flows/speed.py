@@ -1,27 +1,33 @@
 """Speed of flowdist's coupling, autoregressive and Glow layers against Pyro, zuko, nflows
-and normflows, in one process: competitors interleaved in a shuffled order each round, the
-median over rounds reported, and the ratio to the fastest competitor.
+and normflows, in one process, timed by :func:`benchmarks.timing.interleave` (one call of each
+competitor in turn within a block; blocks during which other processes used the CPU are
+dropped). Reports the median ms per call and flowdist's ratio to the fastest competitor.
 
-    python benchmarks/flows/speed.py --rounds 7 --out benchmarks/flows/speed.json
+    python -m benchmarks.flows.speed --out benchmarks/flows/speed.json
+
+flowdist is measured through the public API a user calls: ``flow().log_prob(x)`` and
+``flow().sample((n,))``. Each case times the measures that issue 4 sets a target for. The pass
+counts of MAF and IAF sampling are checked by the tests, not timed here.
 
 normflows' ``MaskedAffineAutoregressive`` is left out of the MAF case: its density direction
 takes d MADE passes (24.8 s per log_prob + backward in a first run, against ~0.2 s for the
 others), so it is not a one-pass MAF.
 
-Importing zuko switches off torch.distributions argument validation process-wide; the script
-switches it off explicitly for everyone.
+Argument validation: importing zuko switches torch.distributions' validation off
+process-wide, importing Pyro may switch it on; after all imports the script switches it off
+for every library (torch.distributions and Pyro) and checks that it is off, so no competitor
+pays for argument checks.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import random
-import statistics
-import time
 from collections.abc import Callable
 
 import normflows as nf
+import pyro
 import pyro.distributions as pdist
 import pyro.distributions.transforms as PT
 import torch
@@ -31,8 +37,10 @@ from nflows import flows as nff
 from nflows import transforms as nft
 from pyro.nn import AutoRegressiveNN, DenseNN
 from torch import nn
+from torch.distributions import Distribution
 
-from flowdist.flows.autoregressive import IAF, MAF
+from benchmarks.timing import Timings, interleave, machine_summary
+from flowdist.flows.autoregressive import MAF
 from flowdist.flows.core import Flow, StandardNormal
 from flowdist.flows.glow import glow_step
 from flowdist.transforms.coupling import (
@@ -66,13 +74,18 @@ class Model:
         self.log_prob, self.sample, self.module = log_prob, sample, module
 
 
+def flowdist_model(flow: nn.Module) -> Model:
+    """A flowdist flow through its public API: ``flow().log_prob(x)``, ``flow().sample((n,))``."""
+    return Model(lambda x: flow().log_prob(x), lambda n: flow().sample((n,)), flow)
+
+
 # ----------------------------------------------------------------------------- couplings
 def flowdist_coupling(affine: bool) -> Model:
     cls = AffineCouplingTransform if affine else AdditiveCouplingTransform
     flow = Flow(
         [cls(half_mask(D, flip=bool(k % 2)), hidden=HIDDEN) for k in range(8)], StandardNormal(D)
     )
-    return Model(lambda x: flow().log_prob(x), lambda n: flow().rsample_and_log_prob((n,))[0], flow)
+    return flowdist_model(flow)
 
 
 def zuko_coupling(affine: bool) -> Model:
@@ -117,16 +130,7 @@ def pyro_coupling(affine: bool) -> Model:
 # ----------------------------------------------------------------------------- MAF
 def flowdist_maf() -> Model:
     flow = MAF(D, 5, HIDDEN)
-    return Model(lambda x: flow().log_prob(x), lambda n: flow().rsample_and_log_prob((n,))[0], flow)
-
-
-def flowdist_iaf_sampling() -> Model:
-    flow = IAF(D, 5, HIDDEN)
-    return Model(
-        lambda x: flow().rsample_and_log_prob((len(x),))[1],
-        lambda n: flow().rsample_and_log_prob((n,))[0],
-        flow,
-    )
+    return flowdist_model(flow)
 
 
 def zuko_maf() -> Model:
@@ -163,7 +167,7 @@ def flowdist_actnorm_conv() -> Model:
     flow = Flow(
         [Invertible1x1ConvTransform(*IMAGE), ActNormTransform(*IMAGE)], StandardNormal(*IMAGE)
     )
-    return Model(lambda x: flow().log_prob(x), lambda n: flow().rsample_and_log_prob((n,))[0], flow)
+    return flowdist_model(flow)
 
 
 def normflows_actnorm_conv() -> Model:
@@ -180,7 +184,7 @@ def nflows_actnorm_conv() -> Model:
 
 def flowdist_glow_step() -> Model:
     flow = Flow(glow_step(IMAGE, GLOW_HIDDEN), StandardNormal(*IMAGE))
-    return Model(lambda x: flow().log_prob(x), lambda n: flow().rsample_and_log_prob((n,))[0], flow)
+    return flowdist_model(flow)
 
 
 def normflows_glow_step() -> Model:
@@ -218,7 +222,6 @@ CASES: dict[str, tuple[tuple[int, ...], int, dict[str, Callable[[], Model]]]] = 
         BATCH,
         {
             "flowdist": flowdist_maf,
-            "flowdist IAF (rsample_and_log_prob)": flowdist_iaf_sampling,
             "zuko": zuko_maf,
             "nflows": nflows_maf,
             "pyro": pyro_maf,
@@ -241,6 +244,16 @@ CASES: dict[str, tuple[tuple[int, ...], int, dict[str, Callable[[], Model]]]] = 
 }
 
 
+#: Targets of issue 4: case -> measure -> competitors to beat (``None``: the fastest of all).
+TARGETS: dict[str, dict[str, list[str] | None]] = {
+    "additive coupling x8": {"log_prob+backward": None, "sample": None},
+    "affine coupling x8": {"log_prob+backward": None, "sample": None},
+    "MAF x5": {"log_prob+backward": None},
+    "ActNorm + LU 1x1 conv": {"log_prob+backward": None},
+    "Glow step": {"log_prob+backward": ["normflows"]},
+}
+
+
 def grad_step(m: Model, x: torch.Tensor) -> None:
     for p in m.module.parameters():
         p.grad = None
@@ -252,21 +265,55 @@ def sample_step(m: Model, x: torch.Tensor) -> None:
         m.sample(len(x))
 
 
-def time_call(
-    step: Callable[[Model, torch.Tensor], None], m: Model, x: torch.Tensor, reps: int
-) -> float:
-    start = time.perf_counter()
-    for _ in range(reps):
-        step(m, x)
-    return (time.perf_counter() - start) / reps * 1e3
+STEPS = {"log_prob+backward": grad_step, "sample": sample_step}
 
 
-def bench(rounds: int, reps: int, seed: int, skip_sampling: set[str], cases: list[str]) -> dict:
-    rng = random.Random(seed)
-    results = {}
-    for case in cases:
+def row(case: str, kind: str, t: Timings) -> dict:
+    """Medians, the fastest competitor and flowdist's ratio to it, and whether the target of
+    issue 4 (ratio at most 1) is met."""
+    medians = {name: t.median_ms(name) for name in t.times}
+    against = TARGETS[case][kind]
+    others = [
+        n for n in medians if not n.startswith("flowdist") and (against is None or n in against)
+    ]
+    fastest = min(others, key=medians.__getitem__)
+    ratio = t.ratio("flowdist", fastest)
+    return {
+        "case": case,
+        "kind": kind,
+        "median_ms": medians,
+        "fastest": fastest,
+        "ratio": ratio,
+        "met": ratio <= 1.0,
+        "kept_blocks": t.kept_blocks,
+        "dropped_blocks": t.dropped_blocks,
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    """The results table: median ms per call of each competitor, ratio, target."""
+    lines = [
+        "| case | measure | flowdist | competitors (median ms) | ratio to fastest | target | "
+        "blocks kept/dropped |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ms = r["median_ms"]
+        others = ", ".join(f"{n} {v:.1f}" for n, v in ms.items() if n != "flowdist")
+        target = "met" if r["met"] else "**not met**"
+        lines.append(
+            f"| {r['case']} | {r['kind']} | {ms['flowdist']:.1f} | {others} | "
+            f"{r['ratio']:.2f} (vs {r['fastest']}) | {target} | "
+            f"{r['kept_blocks']}/{r['dropped_blocks']} |"
+        )
+    return "\n".join(lines)
+
+
+def bench(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    for case in args.cases:
         shape, batch, makers = CASES[case]
-        torch.manual_seed(seed)
+        torch.manual_seed(args.seed)
         x = torch.randn(batch, *shape)
         models = {}
         for name, make in makers.items():
@@ -274,40 +321,49 @@ def bench(rounds: int, reps: int, seed: int, skip_sampling: set[str], cases: lis
                 models[name] = make()
             except NotImplementedError as err:
                 print(f"{case}: {name} skipped ({err})")
-        for m in models.values():  # warm up (and ActNorm's data-dependent initialisation)
+        for m in models.values():  # ActNorm's data-dependent initialisation, before timing
             m.log_prob(x).sum().backward()
-        kinds = {"log_prob+backward": grad_step}
-        if case not in skip_sampling:
-            kinds["sample"] = sample_step
-        case_res = {}
-        for kind, step in kinds.items():
-            times: dict[str, list[float]] = {n: [] for n in models}
-            for _ in range(rounds):
-                order = list(models)
-                rng.shuffle(order)
-                for name in order:
-                    times[name].append(time_call(step, models[name], x, reps))
-            case_res[kind] = {n: statistics.median(t) for n, t in times.items()}
-            print(case, kind, {n: round(v, 2) for n, v in case_res[kind].items()}, flush=True)
-        results[case] = case_res
-    return results
+        for kind in [k for k in TARGETS[case] if k in args.kinds]:
+            step = STEPS[kind]
+            fns = {n: functools.partial(step, m, x) for n, m in models.items()}
+            t = interleave(
+                fns,
+                blocks=args.blocks,
+                calls=args.calls,
+                warmup=1,
+                max_other=args.max_other,
+                max_blocks=args.max_blocks,
+            )
+            rows.append(row(case, kind, t))
+            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--blocks", type=int, default=5, help="quiet blocks to keep")
+    parser.add_argument("--calls", type=int, default=2, help="calls per competitor per block")
+    parser.add_argument("--max-blocks", type=int, default=None)
+    parser.add_argument(
+        "--max-other", type=float, default=0.25, help="drop a block if others used more CPU"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="subset of the cases")
+    parser.add_argument("--kinds", nargs="*", default=list(STEPS), choices=list(STEPS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.distributions.Distribution.set_default_validate_args(False)
-    results = bench(args.rounds, args.reps, args.seed, {"Glow step"}, args.cases)
+    Distribution.set_default_validate_args(False)
+    pyro.enable_validation(False)
+    assert not Distribution._validate_args, "argument validation must be off for everyone"
+    machine = machine_summary()
+    rows = bench(args)
+    print(machine)
+    print(markdown(rows))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=1)
+            json.dump({"args": vars(args), "machine": machine, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -131,29 +131,51 @@ class ConvNet(nn.Sequential):
 
 
 # --------------------------------------------------------------------------- elementwise maps
-class _Split:
-    """Gather the two parts of a mask along the leading event dimension, and merge them back
-    (slices when the parts are contiguous, index gathers otherwise)."""
+def _as_slice(index: Tensor) -> tuple[int, int] | None:
+    """``(start, length)`` when ``index`` is a run of consecutive integers, else ``None``."""
+    start = int(index[0])
+    return (
+        (start, len(index)) if torch.equal(index, torch.arange(start, start + len(index))) else None
+    )
+
+
+class _Split(nn.Module):
+    """Gather the two parts of a mask along the leading event dimension, and merge them back:
+    slices when a part is contiguous, otherwise gathers with index tensors built once (buffers,
+    not in the state dict, that follow ``.to()``)."""
 
     def __init__(self, mask: Tensor) -> None:
-        self.a = mask.nonzero().squeeze(-1).tolist()
-        self.b = (~mask).nonzero().squeeze(-1).tolist()
-        self.order = torch.argsort(torch.tensor(self.a + self.b))
-        self.a_first = self.a == list(range(len(self.a)))
-        self.b_first = self.b == list(range(len(self.b)))
+        super().__init__()
+        index_a, index_b = mask.nonzero().squeeze(-1), (~mask).nonzero().squeeze(-1)
+        self.slice_a, self.slice_b = _as_slice(index_a), _as_slice(index_b)
+        self.sizes = (len(index_a), len(index_b))
+        self.a_first, self.b_first = (
+            self.slice_a == (0, len(index_a)),
+            self.slice_b == (0, len(index_b)),
+        )
+        self.register_buffer("index_a", index_a, persistent=False)
+        self.register_buffer("index_b", index_b, persistent=False)
+        self.register_buffer(
+            "order", torch.argsort(torch.cat([index_a, index_b])), persistent=False
+        )
 
-    def take(self, x: Tensor, dim: int, part: list[int]) -> Tensor:
-        start = part[0]
-        if part == list(range(start, start + len(part))):
-            return x.narrow(dim, start, len(part))
-        return x.index_select(dim, torch.tensor(part, device=x.device))
+    @staticmethod
+    def _take(x: Tensor, dim: int, part: tuple[int, int] | None, index: Tensor) -> Tensor:
+        return x.index_select(dim, index) if part is None else x.narrow(dim, *part)
+
+    def forward(self, x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+        """The conditioning part :math:`x_A` and the transformed part :math:`x_B`."""
+        return (
+            self._take(x, dim, self.slice_a, self.index_a),
+            self._take(x, dim, self.slice_b, self.index_b),
+        )
 
     def merge(self, x_a: Tensor, y_b: Tensor, dim: int) -> Tensor:
         if self.a_first:
             return torch.cat([x_a, y_b], dim)
         if self.b_first:
             return torch.cat([y_b, x_a], dim)
-        return torch.cat([x_a, y_b], dim).index_select(dim, self.order.to(x_a.device))
+        return torch.cat([x_a, y_b], dim).index_select(dim, self.order)
 
 
 class _Contextual:
@@ -264,7 +286,7 @@ class CouplingTransform(_Contextual, Bijector):
             n_in, n_out = mask.shape[0], mask.shape[0]
         else:
             self.split = _Split(lead[:, 0])
-            n_in, n_out = len(self.split.a), len(self.split.b)
+            n_in, n_out = self.split.sizes
         if conditioner is None:
             n_in += context_features
             if event_dim == 1:
@@ -304,8 +326,7 @@ class CouplingTransform(_Contextual, Bijector):
                 return y, x.new_zeros(y.shape[: y.dim() - event_dim])
             return y, log_scale.masked_fill(self.mask, 0).sum(dims)
         dim = -event_dim
-        x_a = self.split.take(x, dim, self.split.a)
-        x_b = self.split.take(x, dim, self.split.b)
+        x_a, x_b = self.split(x, dim)
         params = self._params(x_a)
         y_b, log_scale = self._g(x_b, params, inverse)
         x_a = x_a.expand(*y_b.shape[:dim], *x_a.shape[dim:])  # a context's larger batch

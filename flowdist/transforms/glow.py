@@ -119,7 +119,8 @@ class ActNormTransform(_ChannelTransform):
 
     def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         self._initialize(y, inverse=True)
-        return (y - self.shift) * torch.exp(-self.log_scale), self._ladj(y, -1)
+        inv_scale = torch.exp(-self.log_scale)  # (y - b) e^{-s} in one pass over y
+        return torch.addcmul(-self.shift * inv_scale, y, inv_scale), self._ladj(y, -1)
 
 
 def _random_rotation(n: int, generator: torch.Generator | None) -> Tensor:
@@ -158,6 +159,7 @@ class Invertible1x1ConvTransform(_ChannelTransform):
             self.log_diag = nn.Parameter(s.abs().log())
         else:
             self.weight = nn.Parameter(w)
+        self._matrix_cache: tuple[tuple[Any, ...], dict[bool, Tensor]] | None = None
 
     def _factors(self) -> tuple[Tensor, Tensor]:
         r"""The unit lower and the upper triangular factors (LU form)."""
@@ -166,21 +168,41 @@ class Invertible1x1ConvTransform(_ChannelTransform):
         upper = torch.triu(self.upper, 1) + torch.diag(self.diag_sign * self.log_diag.exp())
         return lower, upper
 
-    def matrix(self) -> Tensor:
-        """The weight :math:`W`."""
+    def _compute_matrix(self, inverse: bool) -> Tensor:
         if not self.lu:
-            return self.weight
+            return torch.linalg.inv(self.weight) if inverse else self.weight
         lower, upper = self._factors()
-        return self.permutation @ lower @ upper
-
-    def inverse_matrix(self) -> Tensor:
-        r""":math:`W^{-1}` (by triangular solves in the LU form)."""
-        if not self.lu:
-            return torch.linalg.inv(self.weight)
-        lower, upper = self._factors()
+        if not inverse:
+            return self.permutation @ lower @ upper
         eye = torch.eye(lower.shape[0], dtype=lower.dtype, device=lower.device)
         lower_inv = torch.linalg.solve_triangular(lower, eye, upper=False, unitriangular=True)
         return torch.linalg.solve_triangular(upper, lower_inv @ self.permutation.T, upper=True)
+
+    def _matrix(self, inverse: bool) -> Tensor:
+        r""":math:`W` or :math:`W^{-1}` (by triangular solves in the LU form).
+
+        Without a graph to build (under ``torch.no_grad()``, or with frozen parameters) they
+        are cached per parameter version, under the key of the transform's own cache (every
+        parameter's version counter and storage, and the optimizer step count): repeated
+        sampling or evaluation reuses them, and an optimizer step or an in-place update
+        recomputes them."""
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            return self._compute_matrix(inverse)
+        key = self._key()
+        if self._matrix_cache is None or self._matrix_cache[0] != key:
+            self._matrix_cache = (key, {})
+        store = self._matrix_cache[1]
+        if inverse not in store:
+            store[inverse] = self._compute_matrix(inverse)
+        return store[inverse]
+
+    def matrix(self) -> Tensor:
+        """The weight :math:`W`."""
+        return self._matrix(inverse=False)
+
+    def inverse_matrix(self) -> Tensor:
+        r""":math:`W^{-1}`."""
+        return self._matrix(inverse=True)
 
     def _log_det(self) -> Tensor:
         if self.lu:
@@ -188,11 +210,11 @@ class Invertible1x1ConvTransform(_ChannelTransform):
         return torch.linalg.slogdet(self.weight).logabsdet
 
     def _apply_matrix(self, w: Tensor, x: Tensor) -> Tensor:
+        r""":math:`y_{:,h,w} = W x_{:,h,w}` as one matrix product over the channels (faster on
+        CPU than ``conv2d`` with a :math:`1\times1` kernel)."""
         if len(self._event_shape) == 1:
             return x @ w.T
-        c, h, wd = self._event_shape
-        y = torch.nn.functional.conv2d(x.reshape(-1, c, h, wd), w[:, :, None, None])
-        return y.reshape(x.shape)
+        return torch.einsum("ij,...jhw->...ihw", w, x)
 
     def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         ladj = (self.pixels * self._log_det()).expand(self._batch(x))
@@ -201,6 +223,15 @@ class Invertible1x1ConvTransform(_ChannelTransform):
     def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         ladj = (-self.pixels * self._log_det()).expand(self._batch(y))
         return self._apply_matrix(self.inverse_matrix(), y), ladj
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Invertible1x1ConvTransform:
+        self._matrix_cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_matrix_cache"] = None
+        return state
 
 
 class SqueezeTransform(StatelessBijector):

@@ -155,6 +155,18 @@ def test_bad_masks(mask, match):
         AffineCouplingTransform(mask)
 
 
+@pytest.mark.parametrize("mask", VECTOR_MASKS.values(), ids=VECTOR_MASKS.keys())
+def test_split_indices_stay_out_of_the_state_dict_and_follow_to(mask):
+    t = AffineCouplingTransform(mask, hidden=(4,))
+    params = {f"conditioner.{k}" for k in t.conditioner.state_dict()}
+    assert set(t.state_dict()) == {"mask"} | params  # checkpoints keep their keys
+    t = _random(t, 0, 0.5).to(torch.float64)
+    x = torch.randn(3, 5, dtype=torch.float64)
+    y, _ = t.call_and_ladj(x)
+    torch.testing.assert_close(y[:, mask], x[:, mask])
+    torch.testing.assert_close(t.inverse_and_ladj(y.clone())[0], x)
+
+
 def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="x must have shape"):
         AffineCouplingTransform(half_mask(4))(torch.randn(3, 5))

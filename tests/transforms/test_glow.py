@@ -161,3 +161,24 @@ def test_bad_inputs_name_the_argument():
         MultiscaleTransform((2, 4, 4), [SqueezeTransform(8, 2, 2)])
     with pytest.raises(TypeError, match="dtype"):
         ActNormTransform(3)(torch.randn(2, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("lu", [True, False], ids=["lu", "plain"])
+def test_1x1_conv_matrices_are_cached_only_without_a_graph(lu):
+    t = Invertible1x1ConvTransform(3, 2, 2, lu=lu, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first = t.inverse_matrix()
+        assert t.inverse_matrix() is first  # reused while the parameters are unchanged
+        torch.testing.assert_close(first @ t.matrix(), torch.eye(3))
+    fresh = t.inverse_matrix()  # with a graph to build: recomputed, differentiable
+    assert fresh is not first and fresh.grad_fn is not None
+    fresh.sum().backward()
+    torch.optim.SGD(t.parameters(), lr=0.1).step()
+    with torch.no_grad():
+        stepped = t.inverse_matrix()
+        assert stepped is not first
+        torch.testing.assert_close(stepped @ t.matrix(), torch.eye(3))
+        next(t.parameters()).add_(0.1)  # an in-place update, no optimizer
+        updated = t.inverse_matrix()
+        assert updated is not stepped
+        torch.testing.assert_close(updated @ t.matrix(), torch.eye(3))
