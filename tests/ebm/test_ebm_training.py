@@ -175,7 +175,7 @@ def test_learning_recovers_a_planted_boltzmann_machine():
     err_b = (bm.bias - planted.bias).abs().max()
     assert start > 0.9 and err_w < 0.15 and err_b < 0.2, (start, err_w, err_b)
     gap = planted.log_prob(data).mean() - bm.log_prob(data).mean()
-    assert abs(float(gap)) < 0.01
+    assert abs(gap.item()) < 0.01
     assert torch.equal(bm.coupling, bm.coupling.T) and bool((bm.coupling.diag() == 0).all())
 
 
