@@ -6,7 +6,12 @@ Competitors are interleaved (torch float32, optionally torch with bfloat16 produ
 scikit-learn on float32 data — its fastest — and on float64 data — what it gets from a default
 NumPy array) and repeated; medians and ratios of medians come from the same process run.
 
-    python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz --threads 2 --repeats 3
+    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz \
+        --threads 2 --repeats 3
+
+On a shared, oversubscribed machine set ``OMP_WAIT_POLICY=PASSIVE`` (before torch starts): with
+the default policy torch's OpenMP threads spin-wait at every parallel region for a sibling that
+the OS has descheduled, which made a two-thread epoch 10-30x slower here.
 """
 
 from __future__ import annotations
