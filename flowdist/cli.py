@@ -27,7 +27,12 @@ __all__ = ["DEMO_SECTIONS", "check_transform_command", "main", "run_demo"]
 
 #: The demo's sections, in order: modules exposing
 #: ``run(report, *, quick, seed, device, progress) -> list[Score]``.
-DEMO_SECTIONS: tuple[str, ...] = ("flowdist.flows.demo_energies",)
+DEMO_SECTIONS: tuple[str, ...] = (
+    "flowdist.flows.demo_energies",
+    "flowdist.flows.demo_images",
+    "flowdist.ebm.demo",
+    "flowdist.vae.demo",
+)
 
 
 def run_demo(

@@ -16,6 +16,7 @@ takes it) whose :meth:`~FlowDistribution.rsample_and_log_prob` and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pyro.distributions as pdist
@@ -47,7 +48,25 @@ class StandardNormal(nn.Module):
         self.register_buffer("scale", torch.ones(event_shape))
 
     def forward(self, context: Tensor | None = None) -> Distribution:
-        return Independent(Normal(self.loc, self.scale), self.loc.dim())
+        return _DiagonalNormal(Normal(self.loc, self.scale), self.loc.dim())
+
+
+class _DiagonalNormal(Independent):
+    r"""Independent normal entries with the log-density in closed form,
+    :math:`-\tfrac12 \sum_i ((z_i - \mu_i)/\sigma_i)^2 - \sum_i \log \sigma_i
+    - \tfrac D2 \log 2\pi`, in fewer operations than ``Independent(Normal).log_prob`` (and
+    defined for empty batches)."""
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args and value.numel():  # torch's support check rejects empty batches
+            self._validate_sample(value)
+        normal = self.base_dist
+        n = self.reinterpreted_batch_ndims
+        z = (value - normal.loc) / normal.scale
+        const = sum_rightmost(normal.scale.log(), n) + 0.5 * math.log(2 * math.pi) * math.prod(
+            self.event_shape
+        )
+        return -0.5 * sum_rightmost(z.square(), n) - const
 
 
 class FlowDistribution(pdist.TransformedDistribution):

@@ -294,13 +294,17 @@ class Bijector(Transform, nn.Module):
     # ---------------------------------------------------------------- module plumbing
     __hash__ = nn.Module.__hash__
 
+    #: Attributes computed from the parameters: dropped by ``.to()``, pickling and ``deepcopy``.
+    _volatile: ClassVar[tuple[str, ...]] = ("_cache",)
+
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Bijector:
-        self._cache = None
+        for name in self._volatile:
+            setattr(self, name, None)
         return super()._apply(fn, *args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["_cache"] = None
+        state.update(dict.fromkeys(self._volatile))
         state["_inv"] = None
         return state
 

@@ -138,6 +138,8 @@ class Invertible1x1ConvTransform(_ChannelTransform):
         generator: random generator of the initial weight, a random rotation (Glow).
     """
 
+    _volatile = (*_ChannelTransform._volatile, "_matrix_cache")
+
     def __init__(
         self,
         *event_shape: int,
@@ -223,15 +225,6 @@ class Invertible1x1ConvTransform(_ChannelTransform):
     def _inverse_and_ladj(self, y: Tensor) -> tuple[Tensor, Tensor]:
         ladj = (-self.pixels * self._log_det()).expand(self._batch(y))
         return self._apply_matrix(self.inverse_matrix(), y), ladj
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Invertible1x1ConvTransform:
-        self._matrix_cache = None
-        return super()._apply(fn, *args, **kwargs)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_matrix_cache"] = None
-        return state
 
 
 class SqueezeTransform(StatelessBijector):
