@@ -33,12 +33,13 @@ from flowdist.transforms.base import (
     sum_rightmost,
 )
 
-__all__ = ["Flow", "FlowDistribution", "StandardNormal"]
+__all__ = ["Flow", "FlowDistribution", "StandardBase", "StandardNormal"]
 
 
-class StandardNormal(nn.Module):
-    r"""The base :math:`\mathcal N(0, I)` over events of shape ``event_shape``; its buffers follow
-    ``.to()`` so the distribution it returns lives on the module's device and dtype."""
+class StandardBase(nn.Module):
+    """A base distribution over events of shape ``event_shape`` with location 0 and scale 1
+    held in buffers, which follow ``.to()`` so the distribution lives on the module's device and
+    dtype. Subclasses build the distribution in ``forward``."""
 
     def __init__(self, *event_shape: int) -> None:
         super().__init__()
@@ -46,6 +47,10 @@ class StandardNormal(nn.Module):
             check_dim("event_shape", n)
         self.register_buffer("loc", torch.zeros(event_shape))
         self.register_buffer("scale", torch.ones(event_shape))
+
+
+class StandardNormal(StandardBase):
+    r"""The base :math:`\mathcal N(0, I)` over events of shape ``event_shape``."""
 
     def forward(self, context: Tensor | None = None) -> Distribution:
         return _DiagonalNormal(Normal(self.loc, self.scale), self.loc.dim())

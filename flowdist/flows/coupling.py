@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyro.distributions as pdist
-import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Transform
 
-from flowdist.flows.core import Flow, StandardNormal
+from flowdist.flows.core import Flow, StandardBase, StandardNormal
 from flowdist.transforms.base import check_dim
 from flowdist.transforms.coupling import (
     AdditiveCouplingTransform,
@@ -25,17 +24,10 @@ from flowdist.transforms.coupling import (
 __all__ = ["NICE", "RealNVP", "StandardLogistic", "coupling_masks"]
 
 
-class StandardLogistic(nn.Module):
+class StandardLogistic(StandardBase):
     r"""The base with independent standard logistic entries,
     :math:`\log p(z) = -\sum_i \big(\operatorname{softplus}(z_i) + \operatorname{softplus}(-z_i)
-    \big)` (NICE's prior); buffers follow ``.to()``."""
-
-    def __init__(self, *event_shape: int) -> None:
-        super().__init__()
-        for n in event_shape:
-            check_dim("event_shape", n)
-        self.register_buffer("loc", torch.zeros(event_shape))
-        self.register_buffer("scale", torch.ones(event_shape))
+    \big)` (NICE's prior)."""
 
     def forward(self, context: Tensor | None = None) -> Distribution:
         return Independent(pdist.Logistic(self.loc, self.scale), self.loc.dim())

@@ -43,6 +43,7 @@ __all__ = [
     "ConditionalModule",
     "ConditionalTransform",
     "InverseBijector",
+    "VectorBijector",
     "call_and_ladj",
     "check_dim",
     "check_input",
@@ -310,6 +311,19 @@ class Bijector(Transform, nn.Module):
 
     def __repr__(self) -> str:
         return nn.Module.__repr__(self)
+
+
+class VectorBijector(Bijector):
+    r"""A bijector on :math:`\mathbb R^d` whose parameters are the tensors named in
+    ``param_names``, of shapes ``param_shapes(dim)``, drawn uniformly in :math:`\pm 1/\sqrt d`
+    (as in Pyro) from ``generator``."""
+
+    def __init__(
+        self, dim: int, *, generator: torch.Generator | None = None, cache_size: int = 1
+    ) -> None:
+        super().__init__(cache_size=cache_size)
+        check_dim("dim", dim)
+        self.init_parameters(self.param_shapes(dim), bound=dim**-0.5, generator=generator)
 
 
 class InverseBijector(_InverseTransform):

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-from flowdist.transforms.base import Bijector, check_dim
+from flowdist.transforms.base import Bijector, VectorBijector, check_dim
 
 __all__ = ["PlanarStack", "PlanarTransform", "constrain_u", "solve_planar"]
 
@@ -91,7 +91,7 @@ def constrain_u(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     return u_hat, one_plus_c
 
 
-class PlanarTransform(Bijector):
+class PlanarTransform(VectorBijector):
     r"""Planar flow step :math:`f(z) = z + \hat u \tanh(w^\top z + b)` on :math:`\mathbb R^d`.
 
     Args:
@@ -103,13 +103,6 @@ class PlanarTransform(Bijector):
     """
 
     param_names = ("u", "w", "b")
-
-    def __init__(
-        self, dim: int, *, generator: torch.Generator | None = None, cache_size: int = 1
-    ) -> None:
-        super().__init__(cache_size=cache_size)
-        check_dim("dim", dim)
-        self.init_parameters(self.param_shapes(dim), bound=dim**-0.5, generator=generator)
 
     @classmethod
     def param_shapes(cls, dim: int) -> tuple[tuple[int, ...], ...]:

@@ -30,12 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from flowdist.transforms.base import Bijector, check_dim
+from flowdist.transforms.base import VectorBijector
 
 __all__ = ["RadialTransform"]
 
 
-class RadialTransform(Bijector):
+class RadialTransform(VectorBijector):
     r"""Radial flow step :math:`f(z) = z + \beta (z - z_0)/(\alpha + \lVert z - z_0\rVert)`.
 
     Args:
@@ -45,13 +45,6 @@ class RadialTransform(Bijector):
     """
 
     param_names = ("z0", "alpha_raw", "beta_raw")
-
-    def __init__(
-        self, dim: int, *, generator: torch.Generator | None = None, cache_size: int = 1
-    ) -> None:
-        super().__init__(cache_size=cache_size)
-        check_dim("dim", dim)
-        self.init_parameters(self.param_shapes(dim), bound=dim**-0.5, generator=generator)
 
     @classmethod
     def param_shapes(cls, dim: int) -> tuple[tuple[int, ...], ...]:
