@@ -50,14 +50,13 @@ def solve_planar(one_plus_c: Tensor, r: Tensor, *, max_iter: int = 200) -> Tenso
     """
     eps = torch.finfo(r.dtype).eps
     with torch.no_grad():
-        opc, r = torch.broadcast_tensors(one_plus_c, r)
-        c = opc - 1
+        c = one_plus_c - 1
         beta = torch.where(c >= 0, torch.zeros_like(r), r - c * torch.sign(r))
         for i in range(max_iter):
             t = torch.tanh(beta)
-            step = torch.addcmul(beta - r, c, t) / _det(t, opc)
-            beta = beta - step
-            if i % 2 and bool((step.abs() <= 4 * eps * (1 + beta.abs())).all()):
+            step = torch.addcmul(beta - r, c, t).div_(_det(t, one_plus_c))
+            beta.sub_(step)
+            if i % 2 and bool((step.abs_() <= (beta.abs() + 1).mul_(4 * eps)).all()):
                 break
     return beta
 
