@@ -13,8 +13,10 @@ forward of an input it recovered): a tensor a user passes in twice is recomputed
 is only returned while the parameters it was computed from are unchanged: the cache key holds
 every state tensor's version counter (bumped by every in-place update, e.g. ``load_state_dict``
 or a manual ``p.add_()``), its storage, and a global counter of optimizer steps (hooked into
-every :class:`torch.optim.Optimizer`, so fused and foreach optimizers are covered too). The
-cache is dropped on pickling, ``deepcopy`` and ``.to()``.
+every :class:`torch.optim.Optimizer`, so fused and foreach optimizers are covered too). Writes
+through ``p.data`` outside an optimizer bypass version counters: call ``with_cache(0)`` (or
+``with_cache(1)`` again, which empties the cache) after such writes. The cache is dropped on
+pickling, ``deepcopy`` and ``.to()``.
 
 **Validation.** Shapes, dtypes and devices of inputs are always checked (cheap). While
 ``torch.distributions`` validation is on (its default), direct calls also scan inputs and
