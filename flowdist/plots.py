@@ -126,16 +126,27 @@ def image_grid(
     *,
     title: str | None = None,
     cmap: str = "gray",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    row_labels: Sequence[str] | None = None,
     scale: float = 0.25,
 ) -> Figure:
     """A figure of ``images`` tiled ``nrow`` per row (see :func:`tile_images`), e.g. digit
-    samples or reconstructions; ``scale`` is inches per image side unit of 8 pixels."""
+    samples or reconstructions, with optional color limits and one label per row of tiles;
+    ``scale`` is inches per image side unit of 8 pixels."""
     tiled = tile_images(images, nrow, shape)
     height, width = tiled.shape
     fig = _figure(max(1.0, width * scale / 8), max(1.0, height * scale / 8))
-    ax = fig.add_axes((0, 0, 1, 0.92 if title else 1))
-    ax.imshow(tiled.float().numpy(), cmap=cmap, interpolation="nearest")
-    ax.set_axis_off()
+    left = 0.1 if row_labels else 0.0
+    ax = fig.add_axes((left, 0, 1 - left, 0.92 if title else 1))
+    ax.imshow(tiled.float().numpy(), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if row_labels:
+        h = shape[0]
+        ax.set_xticks([])
+        ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(len(row_labels))])
+        ax.set_yticklabels(list(row_labels), fontsize=7)
+    else:
+        ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=9)
     return fig

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,25 +38,13 @@ def independent_bernoulli_log_likelihood(train: Tensor, test: Tensor) -> float:
     return float((test * p.log() + (1 - test) * (1 - p).log()).sum(1).mean())
 
 
-def sample_grid(samples: Tensor, title: str, side: int = 8, vmax: float = 1.0):
-    """A matplotlib figure of ``samples`` (rows of ``side * side`` pixels) tiled in a square
-    mosaic with one-pixel gaps."""
-    from matplotlib.figure import Figure
+def sample_grid(samples: Tensor, title: str, side: int = 8, vmax: float = 1.0) -> Any:
+    """A figure of ``samples`` (rows of ``side * side`` pixels) tiled in a square mosaic,
+    dark on light (:func:`flowdist.plots.image_grid`)."""
+    from flowdist.plots import image_grid
 
-    n = samples.shape[0]
-    cols = int(n**0.5)
-    rows = -(-n // cols)
-    mosaic = torch.full((rows * (side + 1) + 1, cols * (side + 1) + 1), float("nan"))
-    for i, img in enumerate(samples.detach().cpu().float()):
-        r, c = divmod(i, cols)
-        top, left = 1 + r * (side + 1), 1 + c * (side + 1)
-        mosaic[top : top + side, left : left + side] = img.reshape(side, side)
-    fig = Figure(figsize=(0.25 * cols + 0.5, 0.25 * rows + 0.7))
-    ax = fig.add_subplot()
-    ax.imshow(mosaic.numpy(), cmap="gray_r", vmin=0, vmax=vmax, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(title, fontsize=9)
-    return fig
+    cols = max(1, int(samples.shape[0] ** 0.5))
+    return image_grid(samples, cols, (side, side), title=title, cmap="gray_r", vmin=0.0, vmax=vmax)
 
 
 def _sampling_ms_per_1000(model: UnnormalizedDistribution, burn_in: int, seed: int) -> tuple:

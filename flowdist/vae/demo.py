@@ -18,7 +18,7 @@ from flowdist.datasets import load_digits
 from flowdist.report import Report, Score
 from flowdist.vae.conditional import ConditionalVAE
 from flowdist.vae.evaluate import importance_log_likelihood
-from flowdist.vae.figures import image_grid, latent_map
+from flowdist.vae.figures import digit_grid, latent_map
 from flowdist.vae.train import fit
 from flowdist.vae.vae import VAE
 
@@ -90,12 +90,12 @@ def run(
     vae, cvae = models["VAE"][0], models["conditional VAE"][0]
     pairs = torch.stack([x_test[:16], vae.reconstruct(x_test[:16])], 1).reshape(32, 64)
     report.figure(
-        image_grid(pairs, SHAPE, ncols=16),
+        digit_grid(pairs, SHAPE, ncols=16),
         "vae_reconstructions",
         "VAE: test digits (odd tiles) and their reconstructions E[x | z = guide mean] (even).",
     )
     report.figure(
-        image_grid(vae.sample(48, generator=generator), SHAPE, ncols=16),
+        digit_grid(vae.sample(48, generator=generator), SHAPE, ncols=16),
         "vae_samples",
         "VAE: decoded means E[x | z] of prior samples z ~ N(0, I).",
     )
@@ -108,7 +108,7 @@ def run(
     )
     labels = torch.arange(10, device=device).repeat_interleave(10)
     report.figure(
-        image_grid(
+        digit_grid(
             cvae.generate(labels, generator=generator),
             SHAPE,
             ncols=10,

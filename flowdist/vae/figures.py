@@ -9,30 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["image_grid", "latent_map"]
+from flowdist.plots import image_grid
 
-
-def image_grid(
-    images: Tensor, shape: tuple[int, int], *, ncols: int, row_labels: list[str] | None = None
-) -> Any:
-    """A figure showing ``images`` (``(N, H*W)`` or ``(N, ...)``, values in [0, 1]) as ``H×W``
-    gray tiles, ``ncols`` per row."""
-    import matplotlib.pyplot as plt
-
-    images = images.detach().float().cpu().reshape(-1, *shape)
-    nrows = -(-len(images) // ncols)
-    tiles = torch.ones(nrows * ncols, *shape)
-    tiles[: len(images)] = images
-    h, w = shape
-    grid = tiles.reshape(nrows, ncols, h, w).permute(0, 2, 1, 3).reshape(nrows * h, ncols * w)
-    fig, ax = plt.subplots(figsize=(0.5 * ncols + 0.5, 0.5 * nrows + 0.2))
-    ax.imshow(grid.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([h * (i + 0.5) for i in range(nrows)] if row_labels else [])
-    if row_labels:
-        ax.set_yticklabels(row_labels)
-    fig.tight_layout()
-    return fig
+__all__ = ["digit_grid", "latent_map"]
 
 
 def latent_map(
@@ -49,4 +28,14 @@ def latent_map(
     z = torch.zeros(n * n, vae.z_dim, dtype=vae.dtype, device=vae.prior_loc.device)
     z[:, dims[0]] = ticks.repeat(n)
     z[:, dims[1]] = ticks.flip(0).repeat_interleave(n)
-    return image_grid(vae.decode_mean(z), shape, ncols=n)
+    return digit_grid(vae.decode_mean(z), shape, ncols=n)
+
+
+def digit_grid(
+    images: Tensor, shape: tuple[int, int], *, ncols: int, row_labels: list[str] | None = None
+) -> Any:
+    """``images`` with values in [0, 1] as dark-on-light ``H×W`` tiles, ``ncols`` per row
+    (:func:`flowdist.plots.image_grid`)."""
+    return image_grid(
+        images, ncols, shape, cmap="gray_r", vmin=0.0, vmax=1.0, row_labels=row_labels
+    )
