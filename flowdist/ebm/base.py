@@ -99,6 +99,32 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         states; :math:`\nabla \log Z` equals its expectation."""
         return self.sufficient_statistics(self.visible(state))
 
+    def contrastive_gradient(
+        self,
+        x: Tensor,
+        k: int,
+        generator: torch.Generator | None = None,
+        state: Any = None,
+    ) -> tuple[list[Tensor], Any]:
+        r"""A stochastic estimate of :math:`\nabla_\theta \frac1n \sum_i \log p_\theta(x_i)`:
+        positive minus negative statistics after ``k`` chain steps.
+
+        The chain starts at the data (CD-``k``) when ``state`` is ``None``, else at ``state``
+        (persistent chains, any number of them). Returns the gradient, in ``parameters()``
+        order, and the chain's new state. Raises :class:`FloatingPointError` when the chain
+        states stop being finite (a diverging model).
+        """
+        positive = self.positive_statistics(x)
+        state = self.chain_from_data(x, generator) if state is None else state
+        for _ in range(k):
+            state = self.chain_step(state, generator)
+        if not bool(torch.isfinite(self.visible(state)).all()):
+            raise FloatingPointError(
+                "training diverged: the Markov chain states are not finite; lower the learning rate"
+            )
+        negative = self.negative_statistics(state)
+        return [p - n for p, n in zip(positive, negative, strict=True)], state
+
     def after_update(self) -> None:
         """Called by the trainer after each parameter update (projections, clamps)."""
 

@@ -56,10 +56,8 @@ def _at(schedule: Schedule, epoch: int, name: str) -> float:
     return float(value)
 
 
-def _check_finite(
-    model: UnnormalizedDistribution, state: Any, epoch: int, lr: float, *, parameters: bool
-) -> None:
-    tensors = dict(model.named_parameters()) if parameters else {}
+def _check_finite(model: UnnormalizedDistribution, state: Any, epoch: int, lr: float) -> None:
+    tensors = dict(model.named_parameters())
     tensors["the Markov chain states"] = model.visible(state)
     if bool(torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()):
         return
@@ -132,24 +130,18 @@ def train_cd(
         with torch.no_grad():
             for i in range(0, n, batch_size):
                 batch = data[order[i : i + batch_size]]
-                positive = model.positive_statistics(batch)
+                start_state = None
                 if persistent:
-                    state = chains.get(num_chains or batch_size, batch, generator)
-                else:
-                    state = model.chain_from_data(batch, generator)
-                for _ in range(k):
-                    state = model.chain_step(state, generator)
+                    start_state = chains.get(num_chains or batch_size, batch, generator)
+                grads, state = model.contrastive_gradient(batch, k, generator, start_state)
                 chains.state = state
-                _check_finite(model, state, epoch, eta, parameters=False)
-                negative = model.negative_statistics(state)
-                for p, u, pos, neg in zip(params, velocity, positive, negative, strict=True):
-                    grad = pos - neg
+                for p, u, grad in zip(params, velocity, grads, strict=True):
                     if weight_decay and p.dim() >= 2:
                         grad = grad - weight_decay * p
                     u.mul_(mu).add_(grad, alpha=eta)
                     p.add_(u)
                 model.after_update()
-        _check_finite(model, state, epoch, eta, parameters=True)
+        _check_finite(model, state, epoch, eta)
         history.seconds.append(time.perf_counter() - start)
         if callback is not None:
             value = callback(epoch)
