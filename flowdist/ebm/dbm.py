@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.layered import LayeredBoltzmannMachine, layer_input
 from flowdist.ebm.rbm import BernoulliRBM
 from flowdist.ebm.train import TrainingHistory, train_cd
@@ -45,6 +46,9 @@ class _ScaledRBM(BernoulliRBM):
     def __init__(self, num_visible: int, num_hidden: int, up: float, down: float, **kw) -> None:
         super().__init__(num_visible, num_hidden, **kw)
         self.up, self.down = up, down
+
+    # BernoulliRBM's fused update hard-codes the unscaled conditionals
+    contrastive_gradient = UnnormalizedDistribution.contrastive_gradient
 
     def layer_input(self, index: int, layers: Sequence[Tensor | None]) -> Tensor:
         w, b = self.weights[0], self.biases[index]

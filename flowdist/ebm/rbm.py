@@ -83,6 +83,60 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         r""":math:`p(v = 1 \mid h) = \sigma(b + W h)`."""
         return torch.sigmoid(h @ self.weight.T + self.visible_bias)
 
+    def contrastive_gradient(
+        self,
+        x: Tensor,
+        k: int,
+        generator: torch.Generator | None = None,
+        state: Any = None,
+    ) -> tuple[list[Tensor], Any]:
+        r"""CD-``k`` / PCD-``k`` gradient in the fewest matrix products.
+
+        The chain alternates :math:`v \sim p(v \mid h)`, :math:`h \sim p(h \mid v)`, starting
+        from :math:`h_0 \sim p(h \mid x)` (CD) or from the hidden units of the persistent
+        ``state`` (the visible units of a state are not used). With :math:`P = \sigma(c +
+        W^\top v)` the Rao-Blackwellised hidden means of the :math:`n` data rows and the
+        :math:`m` chain rows,
+
+        .. math::
+            \nabla_W = \tfrac1n x^\top P_x - \tfrac1m v_k^\top P_{v_k}
+                = [x;\, v_k]^\top [P_x / n;\, -P_{v_k} / m],
+
+        one product for both terms, and for PCD one product gives :math:`P_x` and
+        :math:`P_{v_k}` together. An update costs :math:`2k + 3` products of the size of a
+        mini-batch — as few as scikit-learn's PCD — computed in ``compute_dtype``; with
+        ``torch.bfloat16`` on a CPU with AMX or a GPU they run several times faster and the
+        gradient of :math:`W` comes back in that dtype (the parameters stay at full precision).
+        """
+        w = self.weight
+        cd = self.compute_dtype or w.dtype
+        wc, bc, cc = w.to(cd), self.visible_bias.to(cd), self.hidden_bias.to(cd)
+
+        def probs(bias: Tensor, rows: Tensor, weight: Tensor) -> Tensor:
+            return torch.sigmoid(torch.addmm(bias, rows.to(cd), weight).to(w.dtype))
+
+        n = x.shape[0]
+        if state is None:
+            p_x = probs(cc, x, wc)
+            h = bernoulli(p_x, generator)
+        else:
+            h = state[1]
+        for step in range(k):
+            v = bernoulli(probs(bc, h, wc.T), generator)
+            if step < k - 1:
+                h = bernoulli(probs(cc, v, wc), generator)
+        rows = torch.cat([x, v]).to(cd)
+        if state is None:
+            p_v = probs(cc, v, wc)
+        else:
+            p_both = probs(cc, rows, wc)
+            p_x, p_v = p_both[:n], p_both[n:]
+        m = v.shape[0]
+        h = bernoulli(p_v, generator)
+        cols = torch.cat([p_x / n, p_v / -m]).to(cd)
+        grads = [rows.T @ cols, x.mean(0) - v.mean(0), p_x.mean(0) - p_v.mean(0)]
+        return grads, (v, h)
+
 
 class GaussianRBM(UnnormalizedDistribution):
     r"""An RBM with Gaussian visible units (see the module docstring).

@@ -8,7 +8,13 @@ import torch
 from ebm_helpers import all_states, brute_joint_log_f, randomize, small_bm
 
 from flowdist.datasets import load_digits
-from flowdist.ebm import BernoulliRBM, BoltzmannMachine, DeepBoltzmannMachine, train_cd
+from flowdist.ebm import (
+    BernoulliRBM,
+    BoltzmannMachine,
+    DeepBoltzmannMachine,
+    UnnormalizedDistribution,
+    train_cd,
+)
 
 
 def _finite_difference(fn, params, eps=1e-5):
@@ -190,3 +196,51 @@ def test_bfloat16_products_and_time_budget(digits):
     train_cd(rbm, digits.train_x, epochs=10, batch_size=20, lr=0.05, generator=g)
     assert rbm.weight.dtype == torch.float32  # mixed precision: parameters keep their dtype
     assert rbm.log_prob(digits.test_x).mean().item() > before + 15
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("persistent", [False, True])
+def test_rbm_contrastive_gradient_is_positive_minus_negative_statistics(persistent, fused):
+    rbm = randomize(BernoulliRBM(6, 4, dtype=torch.float64), 0.7, 1)
+    x = _data(6, n=9)
+    g = torch.Generator().manual_seed(0)
+    state = rbm.init_chain(5, g) if persistent else None  # 5 chains for 9 data rows
+    method = rbm.contrastive_gradient if fused else UnnormalizedDistribution.contrastive_gradient
+    grads, (v, h) = method(*([] if fused else [rbm]), x, 2, g, state)
+    assert v.shape == (5 if persistent else 9, 6) and h.shape == (v.shape[0], 4)
+    expected = [
+        a - b
+        for a, b in zip(rbm.positive_statistics(x), rbm.negative_statistics((v, h)), strict=True)
+    ]
+    for a, b in zip(grads, expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_scaled_pretraining_rbm_gradient_uses_its_scaled_conditionals():
+    from flowdist.ebm.dbm import _ScaledRBM
+
+    rbm = randomize(_ScaledRBM(6, 4, up=2.0, down=1.0, dtype=torch.float64), 0.7, 1)
+    x = _data(6, n=9)
+    grads, state = rbm.contrastive_gradient(x, 1, torch.Generator().manual_seed(0))
+    expected = [
+        a - b
+        for a, b in zip(rbm.positive_statistics(x), rbm.negative_statistics(state), strict=True)
+    ]
+    for a, b in zip(grads, expected, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_fused_rbm_chain_samples_the_exact_marginals():
+    rbm = randomize(BernoulliRBM(5, 3, dtype=torch.float64), 1.0, 2)
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    state = rbm.init_chain(n, g)
+    x = _data(5, n=3)
+    for _ in range(30):  # PCD-1 moves of a fixed model
+        _, state = rbm.contrastive_gradient(x, 1, g, state)
+    v = all_states(5)
+    exact = (rbm.log_prob(v).exp()[:, None] * v).sum(0)
+    assert torch.allclose(state[0].mean(0), exact, atol=5 * 0.5 / n**0.5)
+    # h is a draw from p(h | v) of the returned v
+    p_h = torch.sigmoid(state[0] @ rbm.weight + rbm.hidden_bias)
+    assert torch.allclose(state[1].mean(0), p_h.mean(0), atol=5 * 0.5 / n**0.5)
