@@ -105,8 +105,8 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         one product for both terms, and for PCD one product gives :math:`P_x` and
         :math:`P_{v_k}` together. An update costs :math:`2k + 3` products of the size of a
         mini-batch — as few as scikit-learn's PCD — computed in ``compute_dtype``; with
-        ``torch.bfloat16`` on a CPU with AMX or a GPU they run several times faster and the
-        gradient of :math:`W` comes back in that dtype (the parameters stay at full precision).
+        ``torch.bfloat16`` on a CPU with AMX or a GPU they run several times faster (the
+        parameters and the returned gradient stay at the parameters' precision).
         """
         w = self.weight
         cd = self.compute_dtype or w.dtype
@@ -134,7 +134,7 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         m = v.shape[0]
         h = bernoulli(p_v, generator)
         cols = torch.cat([p_x / n, p_v / -m]).to(cd)
-        grads = [rows.T @ cols, x.mean(0) - v.mean(0), p_x.mean(0) - p_v.mean(0)]
+        grads = [(rows.T @ cols).to(w.dtype), x.mean(0) - v.mean(0), p_x.mean(0) - p_v.mean(0)]
         return grads, (v, h)
 
 
