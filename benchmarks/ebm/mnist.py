@@ -1,11 +1,15 @@
 """Binarized MNIST reproductions: a 500-hidden RBM trained with CD-1, CD-k or PCD, and a DBM,
-under a wall-clock budget, scored by the AIS estimate of the test log-likelihood.
+under a budget of process CPU time (one thread: what a busy shared machine cannot inflate), scored
+by the AIS estimate of the test log-likelihood.
 
 References (nats per test image): Salakhutdinov & Murray (2008) CD1(500) -125.53,
 CD3(500) -105.50, CD25(500) -86.34; Salakhutdinov & Hinton (2009) DBM -84.62.
 
-    python -m benchmarks.ebm.mnist ../shared/data/binarized_mnist.npz --model cd1 --minutes 6 \
-        --out benchmarks/ebm/mnist_results.jsonl
+    python -m benchmarks.ebm.mnist ../shared/data/binarized_mnist.npz --model cd1 --minutes 30 \
+        --bf16 --out benchmarks/ebm/mnist_results_30min.jsonl
+
+Training stops after the first epoch that ends past the budget (pre-training included for the
+DBM); the AIS evaluation is not counted.
 """
 
 from __future__ import annotations
@@ -22,11 +26,27 @@ from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, train_cd
 PAPER = {"cd1": -125.53, "cd3": -105.50, "cd25": -86.34, "pcd": None, "dbm": -84.62}
 
 
+class BudgetSpent(Exception):
+    """Raised by the epoch callback once the CPU budget is used."""
+
+
+def cpu_budget(seconds: float, start: float, epochs: list[float]):
+    """An epoch callback for ``train_cd`` recording CPU seconds and stopping past the budget."""
+
+    def callback(epoch: int) -> None:
+        epochs.append(time.process_time() - start)
+        if epochs[-1] >= seconds:
+            raise BudgetSpent
+
+    return callback
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data", help="path to binarized_mnist.npz")
     parser.add_argument("--model", choices=sorted(PAPER), required=True)
-    parser.add_argument("--minutes", type=float, default=6.0, help="training budget")
+    parser.add_argument("--minutes", type=float, default=30.0, help="CPU-time training budget")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 matrix products")
     parser.add_argument("--hidden", type=int, default=500)
     parser.add_argument("--betas", type=int, default=14500)
     parser.add_argument("--chains", type=int, default=100)
@@ -38,39 +58,39 @@ def main() -> None:
     data = load_binarized_mnist(args.data)
     g = torch.Generator().manual_seed(args.seed)
     budget = 60.0 * args.minutes
-    start = time.perf_counter()
+    start, wall_start = time.process_time(), time.perf_counter()
+    epochs: list[float] = []
     momentum = lambda epoch: 0.5 if epoch < 5 else 0.9  # noqa: E731
-    if args.model == "dbm":
-        model = DeepBoltzmannMachine((784, args.hidden, 1000), generator=g)
-        model.pretrain(data.train_x, epochs=2, lr=0.05, generator=g)
-        left = budget - (time.perf_counter() - start)
-        hist = train_cd(
-            model,
-            data.train_x,
-            epochs=10_000,
-            persistent=True,
-            lr=0.005,
-            momentum=momentum,
-            weight_decay=2e-4,
-            generator=g,
-            max_seconds=left,
-        )
-    else:
-        model = BernoulliRBM(784, args.hidden, generator=g)
-        k = {"cd1": 1, "cd3": 3, "cd25": 25, "pcd": 1}[args.model]
-        hist = train_cd(
-            model,
-            data.train_x,
-            epochs=10_000,
-            k=k,
-            persistent=args.model == "pcd",
-            lr=0.01 if args.model == "pcd" else 0.05,
-            momentum=momentum,
-            weight_decay=2e-4,
-            generator=g,
-            max_seconds=budget,
-        )
-    train_s = time.perf_counter() - start
+    common = dict(epochs=10_000, momentum=momentum, weight_decay=2e-4, generator=g)
+    compute_dtype = torch.bfloat16 if args.bf16 else None
+    try:
+        if args.model == "dbm":
+            model = DeepBoltzmannMachine(
+                (784, args.hidden, 1000), generator=g, compute_dtype=compute_dtype
+            )
+            model.pretrain(data.train_x, epochs=2, lr=0.05, generator=g)
+            train_cd(
+                model,
+                data.train_x,
+                persistent=True,
+                lr=0.005,
+                callback=cpu_budget(budget, start, epochs),
+                **common,
+            )
+        else:
+            model = BernoulliRBM(784, args.hidden, generator=g, compute_dtype=compute_dtype)
+            train_cd(
+                model,
+                data.train_x,
+                k={"cd1": 1, "cd3": 3, "cd25": 25, "pcd": 1}[args.model],
+                persistent=args.model == "pcd",
+                lr=0.01 if args.model == "pcd" else 0.05,
+                callback=cpu_budget(budget, start, epochs),
+                **common,
+            )
+    except BudgetSpent:
+        pass
+    train_cpu, train_wall = time.process_time() - start, time.perf_counter() - wall_start
     t = time.perf_counter()
     est = model.estimate_log_partition(
         num_chains=args.chains, betas=args.betas, data=data.train_x, generator=g
@@ -79,8 +99,11 @@ def main() -> None:
     row = {
         "model": args.model,
         "hidden": args.hidden,
-        "epochs": len(hist.seconds),
-        "train_seconds": round(train_s, 1),
+        "epochs": len(epochs),
+        "cpu_seconds_at_epoch_end": [round(e, 1) for e in epochs],
+        "train_cpu_seconds": round(train_cpu, 1),
+        "train_wall_seconds": round(train_wall, 1),
+        "bf16_products": args.bf16,
         "ais_seconds": round(ais_s, 1),
         "log_z": est.log_z,
         "log_z_lower": est.lower,
