@@ -113,29 +113,30 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         wc, bc, cc = w.to(cd), self.visible_bias.to(cd), self.hidden_bias.to(cd)
 
         def probs(bias: Tensor, rows: Tensor, weight: Tensor) -> Tensor:
-            return torch.sigmoid(torch.addmm(bias, rows.to(cd), weight).to(w.dtype))
+            return torch.sigmoid(torch.addmm(bias, rows, weight).to(w.dtype))
 
         n = x.shape[0]
+        xc = x.to(cd)
         if state is None:
-            p_x = probs(cc, x, wc)
-            h = bernoulli(p_x, generator)
+            p_x = probs(cc, xc, wc)
+            h = bernoulli(p_x, generator, cd)
         else:
-            h = state[1]
+            h = state[1].to(cd)
         for step in range(k):
-            v = bernoulli(probs(bc, h, wc.T), generator)
+            v = bernoulli(probs(bc, h, wc.T), generator, cd)
             if step < k - 1:
-                h = bernoulli(probs(cc, v, wc), generator)
-        rows = torch.cat([x, v]).to(cd)
+                h = bernoulli(probs(cc, v, wc), generator, cd)
+        rows = torch.cat([xc, v])
         if state is None:
             p_v = probs(cc, v, wc)
         else:
             p_both = probs(cc, rows, wc)
             p_x, p_v = p_both[:n], p_both[n:]
         m = v.shape[0]
-        h = bernoulli(p_v, generator)
         cols = torch.cat([p_x / n, p_v / -m]).to(cd)
+        v = v.to(x.dtype)
         grads = [(rows.T @ cols).to(w.dtype), x.mean(0) - v.mean(0), p_x.mean(0) - p_v.mean(0)]
-        return grads, (v, h)
+        return grads, (v, bernoulli(p_v, generator))
 
 
 class GaussianRBM(UnnormalizedDistribution):

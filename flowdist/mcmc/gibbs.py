@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flowdist.validation import check_count, check_generator
+
 __all__ = [
     "PersistentChains",
     "alternating_gibbs_sweep",
@@ -31,13 +33,20 @@ __all__ = [
 State = Any  # a tensor or a tuple of tensors; the kernel decides
 
 
-def bernoulli(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    r"""Independent draws :math:`\mathbb 1[u < p]`, :math:`u \sim U(0, 1)`, in ``probs``' dtype.
+def bernoulli(
+    probs: Tensor, generator: torch.Generator | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
+    r"""Independent draws :math:`\mathbb 1[u < p]`, :math:`u \sim U(0, 1)`, in ``dtype``
+    (default: ``probs``' dtype).
 
-    The same law as :func:`torch.bernoulli`, several times faster on CPU.
+    The same law as :func:`torch.bernoulli`, several times faster on CPU. Probabilities outside
+    :math:`[0, 1]` are not checked (this is the inner loop of every sampler): ``nan`` draws 0.
     """
+    if not isinstance(probs, Tensor) or not probs.is_floating_point():
+        raise TypeError(f"probs must be a floating-point torch.Tensor, got {_describe(probs)}")
+    check_generator(generator)
     u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
-    return (u < probs).to(probs.dtype)
+    return (u < probs).to(dtype or probs.dtype)
 
 
 def site_gibbs_sweep(
@@ -49,6 +58,20 @@ def site_gibbs_sweep(
     :math:`d \times d` matrix :math:`J` with zero diagonal and ``bias`` the vector :math:`h`.
     Returns a new tensor; ``y`` is not modified.
     """
+    if not isinstance(y, Tensor) or y.dim() != 2 or not y.is_floating_point():
+        raise ValueError(f"y must be a floating-point tensor of shape (n, d), got {_describe(y)}")
+    d = y.shape[1]
+    for name, t, shape in (("coupling", coupling, (d, d)), ("bias", bias, (d,))):
+        if not isinstance(t, Tensor) or tuple(t.shape) != shape:
+            raise ValueError(
+                f"{name} must be a tensor of shape {shape} (y has shape "
+                f"{tuple(y.shape)}), got {_describe(t)}"
+            )
+        if t.dtype != y.dtype or t.device != y.device:
+            raise TypeError(
+                f"{name} is a {t.dtype} tensor on {t.device}, but y is a {y.dtype} "
+                f"tensor on {y.device}; they must match"
+            )
     y = y.clone()
     for i in range(y.shape[-1]):
         logits = y @ coupling[:, i] + bias[i]
@@ -66,6 +89,10 @@ def alternating_gibbs_sweep(
     ``layers``. Within a parity the layers are conditionally independent, so their order does
     not matter.
     """
+    if not isinstance(layers, Sequence) or not all(isinstance(t, Tensor) for t in layers):
+        raise TypeError(f"layers must be a sequence of tensors, got {_describe(layers)}")
+    if not callable(sample_layer):
+        raise TypeError(f"sample_layer must be callable, got {_describe(sample_layer)}")
     layers = list(layers)
     for parity in (1, 0):
         for index in range(parity, len(layers), 2):
@@ -89,11 +116,12 @@ def run_chain(
     visible units, say). Returns the stacked draws, shape ``(num_samples, *extract(state).shape)``,
     and the final state (to continue the chain).
     """
-    for name, value, least in (("num_samples", num_samples, 1), ("burn_in", burn_in, 0)):
-        if not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    if not isinstance(thin, int) or thin < 1:
-        raise ValueError(f"thin must be an integer >= 1, got {thin!r}")
+    check_count("num_samples", num_samples, least=1)
+    check_count("burn_in", burn_in)
+    check_count("thin", thin, least=1)
+    for name, fn in (("step", step), ("extract", extract)):
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{name} must be callable, got {_describe(fn)}")
     extract = extract if extract is not None else (lambda s: s)
     state = init
     for _ in range(burn_in):
@@ -115,6 +143,8 @@ class PersistentChains:
     """
 
     def __init__(self, init: Callable[[int, torch.Generator | None], State]) -> None:
+        if not callable(init):
+            raise TypeError(f"init must be callable, got {_describe(init)}")
         self._init = init
         self.state: State | None = None
 
@@ -124,6 +154,7 @@ class PersistentChains:
 
     def get(self, num_chains: int, like: Tensor, generator: torch.Generator | None = None) -> State:
         """The stored state if compatible with ``num_chains`` chains like ``like``, else fresh."""
+        check_count("num_chains", num_chains, least=1)
         if self.state is not None:
             first = self._first(self.state)
             if (
@@ -138,3 +169,11 @@ class PersistentChains:
     def reset(self) -> None:
         """Forget the stored state."""
         self.state = None
+
+
+def _describe(value: Any) -> str:
+    """A short description of an argument for error messages: a tensor's shape and dtype, or
+    the type of anything else."""
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
