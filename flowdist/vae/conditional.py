@@ -112,18 +112,22 @@ class ConditionalVAE(VAE):
                 f"got values in [{int(y.min())}, {int(y.max())}]"
             )
 
+    def check_inputs(self, x: Tensor, y: Tensor | None = None) -> None:
+        self.check_data(x)
+        if y is None:
+            raise TypeError(f"{type(self).__name__} needs the labels y with the data x")
+        self.check_labels(x, y)
+
     @pyro_method
     def model(self, x: Tensor, y: Tensor, *, num_data: int | None = None) -> Tensor:
         r""":math:`z \sim \mathcal N(0, I)`, :math:`x \sim p_\theta(x \mid y, z)`."""
-        self.check_data(x)
-        self.check_labels(x, y)
+        self.check_inputs(x, y)
         return self._model(x, y, num_data)
 
     @pyro_method
     def guide(self, x: Tensor, y: Tensor, *, num_data: int | None = None) -> Tensor:
         r""":math:`z \sim q_\phi(z \mid x, y)`."""
-        self.check_data(x)
-        self.check_labels(x, y)
+        self.check_inputs(x, y)
         return self._guide(x, y, num_data)
 
     def generate(
