@@ -78,7 +78,8 @@ class VAE(PyroModule):
             variance) or a :class:`~flowdist.vae.likelihoods.Likelihood` instance, e.g.
             ``GaussianLikelihood(x_shape, scale=0.1)`` for a fixed variance.
         flow_steps: number of amortised bijectors after the Gaussian guide (0: diagonal guide).
-        flow: the bijector class of the flow guide (planar by default).
+        flow: the bijector class of the flow guide (planar by default), or ``"iaf"``
+            (inverse autoregressive steps, see :mod:`flowdist.vae.guides`).
         name: the Pyro name prefix of the parameters (distinct models trained with ``SVI`` in one
             process need distinct names, or ``pyro.clear_param_store()`` in between).
     """
@@ -93,7 +94,7 @@ class VAE(PyroModule):
         decoder: nn.Module | None = None,
         likelihood: str | Likelihood = "bernoulli",
         flow_steps: int = 0,
-        flow: type[Bijector] = PlanarTransform,
+        flow: type[Bijector] | str = PlanarTransform,
         name: str = "vae",
     ) -> None:
         super().__init__(name)

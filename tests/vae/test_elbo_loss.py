@@ -14,6 +14,7 @@ def _models():
     return {
         "diagonal": VAE(12, 3, hidden=(16,)),
         "planar guide": VAE(12, 3, hidden=(16,), flow_steps=2),
+        "iaf guide": VAE(12, 3, hidden=(16,), flow_steps=2, flow="iaf"),
         "conditional": ConditionalVAE(12, 4, 3, hidden=(16,)),
         "gaussian likelihood": VAE(12, 3, hidden=(16,), likelihood="gaussian"),
     }
