@@ -187,7 +187,9 @@ class UnnormalizedDistribution(nn.Module, Distribution):
 
         ``data`` (training data) sets the base-rate model of Salakhutdinov & Murray (2008): the
         base distribution's visible marginals match the data's. The estimate is kept and used by
-        :meth:`log_prob` until a parameter changes.
+        :meth:`log_prob` until a parameter changes. Under ``torchrun`` the runs are split across
+        the ranks and merged exactly (see :func:`~flowdist.ebm.partition.ais`): call it on
+        every rank.
         """
         if method != "ais":
             raise ValueError(f"method must be 'ais', got {method!r}")

@@ -20,6 +20,13 @@ and with :math:`M` runs :math:`\hat Z = Z_0 \frac1M \sum_m w_m`. The standard er
 :math:`\hat Z` is :math:`s_w / \sqrt M`; on the log scale (delta method)
 :math:`\operatorname{se}(\log \hat Z) \approx s_w / (\sqrt M\, \bar w)`, and the bounds are
 :math:`\log(\hat Z \pm 3\, s_w/\sqrt M)` as in Salakhutdinov & Murray (2008).
+
+**Under** ``torchrun`` the :math:`M` runs are split across the :math:`W` ranks
+(:func:`flowdist.distributed.bounds`), each rank's runs being rows of the one-process runs
+(:func:`flowdist.distributed.sharded_randomness`); the log-weights are all-gathered in rank
+order and every rank computes the estimate from all :math:`M` of them, so it equals the
+one-process estimate. :func:`ais` (and ``estimate_log_partition``) is then collective: call
+it on every rank.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+
+from flowdist.distributed import bounds, context, gather_rows, sharded_randomness
 
 __all__ = [
     "AnnealingPath",
@@ -168,6 +177,20 @@ def _check_betas(betas: Tensor) -> Tensor:
     return betas
 
 
+def _log_weights(
+    path: AnnealingPath, num_runs: int, betas: list[float], generator: torch.Generator | None
+) -> Tensor:
+    r"""The :math:`\log w` of ``num_runs`` annealing runs along ``betas``, shape
+    ``(num_runs,)``."""
+    state = path.init(num_runs, generator)
+    log_w = torch.zeros((), dtype=torch.float64)
+    for k in range(1, len(betas)):
+        log_w = log_w + (path.log_f(state, betas[k]) - path.log_f(state, betas[k - 1]))
+        if k < len(betas) - 1:
+            state = path.transition(state, betas[k], generator)
+    return log_w
+
+
 def ais(
     path: AnnealingPath,
     *,
@@ -184,15 +207,14 @@ def ais(
     """
     if not isinstance(num_chains, int) or num_chains < 2:
         raise ValueError(f"num_chains must be an integer >= 2, got {num_chains!r}")
+    ctx = context()
+    if num_chains < ctx.world_size:
+        raise ValueError(f"num_chains={num_chains} is less than the world size {ctx.world_size}")
     schedule = salakhutdinov_murray_betas(betas) if isinstance(betas, int) else _check_betas(betas)
-    beta_list = schedule.tolist()
-    state = path.init(num_chains, generator)
-    log_w = torch.zeros((), dtype=torch.float64)
-    for k in range(1, len(beta_list)):
-        log_w = log_w + (path.log_f(state, beta_list[k]) - path.log_f(state, beta_list[k - 1]))
-        if k < len(beta_list) - 1:
-            state = path.transition(state, beta_list[k], generator)
-    log_w = log_w.cpu()
+    start, stop = bounds(num_chains, ctx)
+    with sharded_randomness(num_chains, ctx=ctx):
+        log_w = _log_weights(path, stop - start, schedule.tolist(), generator)
+    log_w = gather_rows(log_w, num_chains, ctx).cpu()
     bad = ~torch.isfinite(log_w)
     if bool(bad.any()):
         raise FloatingPointError(
@@ -207,4 +229,4 @@ def ais(
     ess = float(w.sum() ** 2 / (w**2).sum())
     lower = lz + math.log(1.0 - 3.0 * rel_se) if 3.0 * rel_se < 1.0 else -math.inf
     upper = lz + math.log(1.0 + 3.0 * rel_se)
-    return PartitionEstimate(lz, rel_se, lower, upper, log_w, ess, len(beta_list) - 1)
+    return PartitionEstimate(lz, rel_se, lower, upper, log_w, ess, len(schedule) - 1)

@@ -17,6 +17,18 @@ weight decay on the weight matrices,
 
 with learning rate :math:`\eta` and momentum :math:`\mu` constants or functions of the epoch
 (a schedule).
+
+**Under** ``torchrun`` each of the :math:`W` ranks takes its :math:`B/W` rows of every global
+mini-batch and its :math:`C/W` of the :math:`C` persistent chains, with the random numbers of
+:func:`flowdist.distributed.sharded_randomness` (rank :math:`r`'s chains are rows of the
+one-process chains). Every gradient term is a mean over equal shares, so the mean of the ranks'
+gradients (all-reduced in float32) is the one-process gradient
+
+.. math::
+    g = \frac1W \sum_{r} \Big(\frac{W}{B} \sum_{i \in \mathcal B_r} \phi(x_i)
+        - \frac{W}{C} \sum_{j \in \mathcal C_r} \phi(s_j)\Big),
+
+and the parameters stay identical on every rank.
 """
 
 from __future__ import annotations
@@ -29,6 +41,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from flowdist.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    any_rank,
+    broadcast,
+    context,
+    shard,
+    sharded_randomness,
+)
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.mcmc.gibbs import PersistentChains
 
@@ -82,6 +103,38 @@ def check_data(model: UnnormalizedDistribution, data: Tensor) -> None:
         raise ValueError(f"data has values outside the model's support {model.support}")
 
 
+def _check_world(sizes: dict[str, int], ctx: DistributedContext) -> None:
+    for name, value in sizes.items():
+        if ctx.world_size > 1 and value % ctx.world_size:
+            raise ValueError(
+                f"{name}={value} must be a multiple of the world size {ctx.world_size}: every "
+                "rank takes an equal share of each mini-batch and of the chains"
+            )
+
+
+def _gradient(
+    model: UnnormalizedDistribution,
+    batch: Tensor,
+    k: int,
+    chains: PersistentChains | None,
+    num_chains: int,
+    generator: torch.Generator | None,
+    ctx: DistributedContext,
+) -> tuple[list[Tensor], Any]:
+    """The contrastive gradient of a global mini-batch: this rank's share of the rows and of
+    the ``num_chains`` persistent chains (CD when ``chains`` is ``None``), averaged over ranks."""
+    x = shard(batch, ctx)
+    rows = (len(batch),) if chains is None else (len(batch), num_chains)
+    with sharded_randomness(*rows, ctx=ctx):
+        start = None
+        if chains is not None:
+            start = chains.get(num_chains // ctx.world_size, x, generator)
+        grads, state = model.contrastive_gradient(x, k, generator, start)
+    if chains is not None:
+        chains.state = state
+    return all_reduce_mean(grads, ctx=ctx), state
+
+
 def train_cd(
     model: UnnormalizedDistribution,
     data: Tensor,
@@ -106,18 +159,27 @@ def train_cd(
     ``history.monitor``. Raises :class:`FloatingPointError` as soon as a parameter stops being
     finite (lower the learning rate). With ``max_seconds`` training stops after the first epoch
     that ends past that many seconds of training (a time budget; ``epochs`` is then a maximum).
+
+    Runs unchanged under ``torchrun`` (see the module docstring), where the world size must
+    divide ``len(data)``, ``batch_size`` and (PCD) ``num_chains``; ``callback`` runs on every
+    rank.
     """
     check_data(model, data)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    ctx = context()
+    num_chains = num_chains or batch_size
+    sizes = {"len(data)": len(data), "batch_size": batch_size}
+    _check_world(sizes | ({"num_chains": num_chains} if persistent else {}), ctx)
+    broadcast(*model.state_dict().values(), ctx=ctx)
     params = list(model.parameters())
     velocity = [torch.zeros_like(p) for p in params]
-    chains = PersistentChains(model.init_chain)
+    chains = PersistentChains(model.init_chain) if persistent else None
     history = TrainingHistory()
     n = data.shape[0]
     epoch_iter = range(epochs)
-    if progress:
+    if progress and ctx.is_main:
         from tqdm.auto import tqdm
 
         epoch_iter = tqdm(
@@ -126,15 +188,13 @@ def train_cd(
     for epoch in epoch_iter:
         start = time.perf_counter()
         eta, mu = _at(lr, epoch, "lr"), _at(momentum, epoch, "momentum")
-        order = torch.randperm(n, generator=generator).to(data.device)
+        device = getattr(generator, "device", None)  # randperm needs a CUDA generator's device
+        order = torch.randperm(n, generator=generator, device=device).to(data.device)
+        broadcast(order, ctx=ctx)  # rank 0's order, even if the ranks' generators differ
         with torch.no_grad():
             for i in range(0, n, batch_size):
                 batch = data[order[i : i + batch_size]]
-                start_state = None
-                if persistent:
-                    start_state = chains.get(num_chains or batch_size, batch, generator)
-                grads, state = model.contrastive_gradient(batch, k, generator, start_state)
-                chains.state = state
+                grads, state = _gradient(model, batch, k, chains, num_chains, generator, ctx)
                 for p, u, grad in zip(params, velocity, grads, strict=True):
                     if weight_decay and p.dim() >= 2:
                         grad = grad - weight_decay * p
@@ -147,6 +207,6 @@ def train_cd(
             value = callback(epoch)
             if value is not None:
                 history.monitor.append(float(value))
-        if max_seconds is not None and history.total_seconds >= max_seconds:
+        if max_seconds is not None and any_rank(history.total_seconds >= max_seconds, ctx):
             break
     return history

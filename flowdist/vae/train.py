@@ -6,6 +6,20 @@ scales the data plate), through the ELBO's ``differentiable_loss`` — Pyro's
 ``Trace_ELBO``, ``TraceMeanField_ELBO``, ``TraceEnum_ELBO`` or :class:`~flowdist.vae.evaluate.
 IWAE_ELBO` — and one ``torch.optim`` optimizer over the module's parameters (the pattern of
 Pyro's "custom objectives" guide; ``pyro.infer.SVI`` works as well, see the tests).
+
+**Under** ``torchrun`` rank :math:`r` takes a contiguous share of :math:`n_r` examples of every
+global minibatch (:func:`flowdist.distributed.bounds`), with its rows of the one-process
+posterior draws (:func:`flowdist.distributed.sharded_randomness`). Its loss is the mean
+:math:`\bar\ell_r` over its share, so the global minibatch loss and its gradient are the
+weighted means
+
+.. math::
+    \bar\ell = \frac{\sum_r n_r \bar\ell_r}{\sum_r n_r}, \qquad
+    \nabla \bar\ell = \frac{\sum_r n_r \nabla \bar\ell_r}{\sum_r n_r},
+
+computed by one all-reduce after ``backward`` (the ELBO calls the model and guide directly, not
+``forward``, so ``DistributedDataParallel``'s hooks would not run). The validation score is
+reduced the same way, and only rank 0 reads and writes the checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +37,15 @@ import torch
 from pyro.infer import Trace_ELBO
 from torch import Tensor
 
+from flowdist.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    broadcast,
+    broadcast_object,
+    context,
+    shard,
+    sharded_randomness,
+)
 from flowdist.transforms.base import check_dim
 from flowdist.vae.evaluate import importance_log_likelihood
 
@@ -41,16 +64,35 @@ class FitResult:
     stopped_early: bool = False
 
 
+def _average_gradients(module: Any, step_loss: Tensor, rows: int) -> Tensor:
+    r"""Under ``torchrun``, replace every gradient by its mean over ranks weighted by their
+    ``rows`` (the gradient of the global minibatch's mean loss); returns the mean loss."""
+    ctx = context()
+    if ctx.world_size == 1:
+        return step_loss
+    params = [p for p in module.parameters() if p.requires_grad]
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+    *grads, step_loss = all_reduce_mean([*grads, step_loss], weight=rows, ctx=ctx)
+    for p, grad in zip(params, grads, strict=True):
+        p.grad = grad.to(p.dtype)
+    return step_loss
+
+
 def training_step(
     module: Any, loss: Any, optimizer: torch.optim.Optimizer, batch: Sequence[Tensor], n: int
 ) -> float:
     """One optimizer step on a minibatch of a data set of ``n`` points; returns the loss in
-    nats per example."""
+    nats per example. Under ``torchrun`` ``batch`` is this rank's share of the global
+    minibatch (possibly empty), and the step is that of the global minibatch."""
     optimizer.zero_grad(set_to_none=True)
-    step_loss = module.training_loss(loss, *batch, num_data=n) / n
-    step_loss.backward()
+    if len(batch[0]):
+        step_loss = module.training_loss(loss, *batch, num_data=n) / n
+        step_loss.backward()
+    else:  # this rank's share of a last minibatch smaller than the world size
+        step_loss = torch.zeros((), device=batch[0].device)
+    step_loss = _average_gradients(module, step_loss.detach(), len(batch[0]))
     optimizer.step()
-    return float(step_loss.detach())
+    return float(step_loss)
 
 
 def validation_elbo(module: Any, *data: Tensor) -> float:
@@ -58,6 +100,39 @@ def validation_elbo(module: Any, *data: Tensor) -> float:
     one posterior draw each (higher is better)."""
     _, elbo = importance_log_likelihood(module.model, module.guide, *data, k=1, batch_size=1000)
     return float(elbo.mean())
+
+
+def _validate(
+    score: Callable[..., float], module: Any, valid: Sequence[Tensor], ctx: DistributedContext
+) -> float:
+    """``score`` of the validation set, a mean per example: under ``torchrun`` each rank scores
+    its share and the means are averaged, weighted by the shares' sizes."""
+    part = [shard(v, ctx, even=False) for v in valid]
+    with sharded_randomness(len(valid[0]), ctx=ctx):
+        value = float(score(module, *part))
+    like = next(module.parameters())
+    mean = torch.tensor(value, dtype=torch.float64, device=like.device)
+    return float(all_reduce_mean([mean], weight=len(part[0]), ctx=ctx)[0])
+
+
+def _resume(
+    checkpoint: str | Path | None,
+    module: Any,
+    optimizer: torch.optim.Optimizer,
+    ctx: DistributedContext,
+) -> tuple[FitResult, Any]:
+    """The saved result and best state, after loading the module and the optimizer from
+    ``checkpoint`` (read by rank 0, sent to every rank); a fresh result without the file."""
+    saved = None
+    if checkpoint is not None and ctx.is_main and Path(checkpoint).is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+    saved = broadcast_object(saved, ctx)
+    if saved is None:
+        broadcast(*module.state_dict().values(), ctx=ctx)
+        return FitResult(), None
+    module.load_state_dict(saved["module"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return saved["result"], saved["best_state"]
 
 
 def fit(
@@ -85,10 +160,13 @@ def fit(
         loss: a Pyro ELBO (default ``Trace_ELBO()``) or :class:`~flowdist.vae.IWAE_ELBO`.
         patience: stop after this many epochs without a better validation score, and restore
             the best parameters (needs ``valid``).
+        score: a mean per example (under ``torchrun`` each rank scores its share of ``valid``).
         checkpoint: a file path; the module, optimizer and history are saved there after every
             epoch, and training resumes from it when it exists.
         seed: seeds the minibatch order and ``pyro.set_rng_seed``.
         progress: show a ``tqdm`` progress bar.
+
+    Runs unchanged under ``torchrun`` (see the module docstring).
     """
     data = (data,) if isinstance(data, Tensor) else tuple(data)
     valid = (valid,) if isinstance(valid, Tensor) else valid
@@ -96,23 +174,18 @@ def fit(
     check_dim("batch_size", batch_size)
     if patience is not None and valid is None:
         raise ValueError("patience: early stopping needs valid data")
+    ctx = context()
+    if valid is not None and len(valid[0]) < ctx.world_size:
+        raise ValueError(f"valid: {len(valid[0])} examples, fewer than the {ctx.world_size} ranks")
     loss = Trace_ELBO() if loss is None else loss
     n = data[0].shape[0]
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
-    result = FitResult()
-    best_state = None
-    start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        module.load_state_dict(saved["module"])
-        optimizer.load_state_dict(saved["optimizer"])
-        result = saved["result"]
-        best_state = saved["best_state"]
-        start_epoch = len(result.history)
+    result, best_state = _resume(checkpoint, module, optimizer, ctx)
+    start_epoch = len(result.history)
     pyro.set_rng_seed(seed + start_epoch)
     generator = torch.Generator().manual_seed(seed + start_epoch)
     epochs_iter: Any = range(start_epoch, epochs)
-    if progress:
+    if progress and ctx.is_main:
         from tqdm.auto import tqdm
 
         epochs_iter = tqdm(epochs_iter, desc=type(module).__name__, unit="epoch")
@@ -123,12 +196,13 @@ def fit(
         module.train()
         total = 0.0
         for idx in torch.randperm(n, generator=generator).split(batch_size):
-            batch = [d[idx.to(d.device)] for d in data]
-            total += training_step(module, loss, optimizer, batch, n) * len(idx)
+            batch = [d[shard(idx, ctx, even=False).to(d.device)] for d in data]
+            with sharded_randomness(len(idx), ctx=ctx):
+                total += training_step(module, loss, optimizer, batch, n) * len(idx)
         row = {"epoch": epoch, "train_loss": total / n, "seconds": time.perf_counter() - t0}
         if valid is not None:
             module.eval()
-            row["valid"] = score(module, *valid)
+            row["valid"] = _validate(score, module, valid, ctx)
             if row["valid"] > result.best_valid:
                 result.best_valid, result.best_epoch = row["valid"], epoch
                 best_state = copy.deepcopy(module.state_dict())
@@ -136,9 +210,9 @@ def fit(
                 result.stopped_early = True
         result.history.append(row)
         result.seconds += row["seconds"]
-        if progress:
+        if progress and ctx.is_main:
             epochs_iter.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch"})
-        if checkpoint is not None:
+        if checkpoint is not None and ctx.is_main:
             state = {"module": module.state_dict(), "optimizer": optimizer.state_dict()}
             torch.save({**state, "result": result, "best_state": best_state}, checkpoint)
     if patience is not None and best_state is not None:
