@@ -10,7 +10,9 @@ wrong — missing, truncated, corrupted, not a flowdist checkpoint, another mode
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,27 @@ class Checkpoint:
     metadata: dict[str, Any]
 
 
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise unless ``value`` is built of what :func:`load_checkpoint` reads back: dicts with
+    string keys, lists, tuples, strings, numbers, booleans, ``None`` and tensors."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: keys must be strings, got {key!r}")
+            _check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif type(value) not in _PLAIN and not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"{where} is a {type(value).__name__}; a checkpoint holds only dicts, lists, tuples, "
+            "strings, numbers, booleans, None and tensors"
+        )
+
+
 def save_checkpoint(
     path: str | Path,
     model: str,
@@ -45,7 +68,12 @@ def save_checkpoint(
     module: torch.nn.Module,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Atomically write ``module``'s state and ``config`` to ``path``; returns the path."""
+    """Atomically write ``module``'s state and ``config`` to ``path``; returns the path.
+
+    ``config`` and ``metadata`` must be plain data (see :func:`_check_plain`): anything else
+    could not be read back without unpickling code, so it is refused before writing."""
+    _check_plain(config, "config")
+    _check_plain(metadata or {}, "metadata")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -69,17 +97,32 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: str | Path, *, model: str | None = None) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`; with ``model``, also require that
-    it holds that model."""
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def load_checkpoint(path: str | Path, *, model: str | Collection[str] | None = None) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint`; with ``model`` (a name or a
+    collection of names), also require that it holds that model (one of them).
+
+    Every error message is one line."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint: no such file {str(path)!r}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for damaged files
+        if isinstance(err, pickle.UnpicklingError) and "global" in str(err):
+            raise CheckpointError(  # readable, but it stores Python objects (classes)
+                f"checkpoint: {str(path)!r} is not a flowdist checkpoint: it stores Python "
+                "objects other than tensors, which are never loaded (they could run code)"
+            ) from err
+        reason = _first_line(err)
+        if isinstance(err, pickle.UnpicklingError):  # torch's message spans many lines
+            reason = "not a torch archive"
         raise CheckpointError(
-            f"checkpoint: {str(path)!r} is truncated or corrupted and cannot be read ({err})"
+            f"checkpoint: {str(path)!r} is truncated or corrupted and cannot be read ({reason})"
         ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint: {str(path)!r} is not a flowdist checkpoint")
@@ -88,9 +131,11 @@ def load_checkpoint(path: str | Path, *, model: str | None = None) -> Checkpoint
             f"checkpoint: {str(path)!r} has format version {payload.get('version')}, "
             f"this flowdist reads version {VERSION}"
         )
-    if model is not None and payload["model"] != model:
+    names = (model,) if isinstance(model, str) else model
+    if names is not None and payload["model"] not in names:
+        wanted = repr(model) if isinstance(model, str) else f"one of {', '.join(names)}"
         raise CheckpointError(
-            f"checkpoint: {str(path)!r} holds a {payload['model']!r} model, not {model!r}"
+            f"checkpoint: {str(path)!r} holds a {payload['model']!r} model, not {wanted}"
         )
     return Checkpoint(
         payload["model"], payload["config"], payload["state_dict"], payload["metadata"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import pytest
 import torch
@@ -55,3 +56,30 @@ def test_bad_files_give_clear_errors(tmp_path):
         load_checkpoint(foreign)
     with pytest.raises(CheckpointError, match="holds a 'planar' model, not 'rbm'"):
         load_checkpoint(path, model="rbm")
+    with pytest.raises(CheckpointError, match="holds a 'planar' model, not one of rbm, vae"):
+        load_checkpoint(path, model=("rbm", "vae"))
+    assert load_checkpoint(path, model=("rbm", "planar")).model == "planar"
+    objects = tmp_path / "objects.pt"
+    torch.save({"format": "flowdist-checkpoint", "flow": PlanarFlow(2, 4)}, objects)
+    with pytest.raises(CheckpointError, match="stores Python objects other than tensors"):
+        load_checkpoint(objects)
+    for bad in (tmp_path / "missing.pt", truncated, garbage, foreign, objects):
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(bad)
+        assert "\n" not in str(info.value), bad  # one line, whatever torch said
+
+
+def test_save_refuses_what_load_could_not_read(tmp_path):
+    with pytest.raises(TypeError, match=r"config\['when'\] is a datetime"):
+        save_checkpoint(tmp_path / "f.pt", "planar", {"when": datetime.now()}, PlanarFlow(2, 4))
+    with pytest.raises(TypeError, match="keys must be strings"):
+        save_checkpoint(tmp_path / "f.pt", "planar", {}, PlanarFlow(2, 4), {1: "one"})
+    assert not list(tmp_path.iterdir())
+    path = save_checkpoint(
+        tmp_path / "f.pt",
+        "planar",
+        {"sizes": (2, 4), "names": ["a"], "none": None, "flag": True},
+        PlanarFlow(2, 4),
+        {"history": [{"loss": 1.5}], "t": torch.zeros(2)},
+    )
+    assert load_checkpoint(path).config["sizes"] == (2, 4)

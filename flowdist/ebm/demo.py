@@ -27,7 +27,7 @@ from flowdist.ebm.rbm import BernoulliRBM
 from flowdist.ebm.train import train_cd
 from flowdist.report import Report, Score
 
-__all__ = ["independent_bernoulli_log_likelihood", "run", "sample_grid"]
+__all__ = ["fit_dbm", "independent_bernoulli_log_likelihood", "run", "sample_grid"]
 
 DATA = "digits (binarized)"
 
@@ -45,6 +45,43 @@ def sample_grid(samples: Tensor, title: str, side: int = 8, vmax: float = 1.0) -
 
     cols = max(1, int(samples.shape[0] ** 0.5))
     return image_grid(samples, cols, (side, side), title=title, cmap="gray_r", vmin=0.0, vmax=vmax)
+
+
+def fit_dbm(
+    dbm: DeepBoltzmannMachine,
+    train: Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 20,
+    pretrain_lr: float = 0.05,
+    lr: float = 0.02,
+    final_lr: float = 0.002,
+    momentum: float = 0.5,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> None:
+    r"""The demo's DBM recipe: greedy layer-wise pre-training (CD-1 at ``pretrain_lr``), then
+    joint training with mean-field data terms and persistent chains, the learning rate decaying
+    linearly as :math:`\text{lr}\,(1 - e/\text{epochs}) + \text{final\_lr}` at epoch :math:`e`."""
+    dbm.pretrain(
+        train,
+        epochs=epochs,
+        lr=pretrain_lr,
+        batch_size=batch_size,
+        generator=generator,
+        progress=progress,
+    )
+    train_cd(
+        dbm,
+        train,
+        epochs=epochs,
+        batch_size=batch_size,
+        persistent=True,
+        momentum=momentum,
+        lr=lambda e: lr * (1 - e / epochs) + final_lr,
+        generator=generator,
+        progress=progress,
+    )
 
 
 def _sampling_ms_per_1000(model: UnnormalizedDistribution, burn_in: int, seed: int) -> tuple:
@@ -144,22 +181,7 @@ def _run(
 
     # DBM 64-32-16: pre-training, then mean-field + persistent chains
     dbm = DeepBoltzmannMachine((64, 32, 16), generator=g, device=device)
-
-    def fit_dbm() -> None:
-        dbm.pretrain(train, epochs=epochs, lr=0.05, batch_size=20, generator=g, progress=progress)
-        train_cd(
-            dbm,
-            train,
-            epochs=epochs,
-            batch_size=20,
-            persistent=True,
-            momentum=0.5,
-            lr=lambda e: 0.02 * (1 - e / epochs) + 0.002,
-            generator=g,
-            progress=progress,
-        )
-
-    seconds = fit(fit_dbm)
+    seconds = fit(lambda: fit_dbm(dbm, train, epochs=epochs, generator=g, progress=progress))
     _, xdbm = ais_scored(
         dbm, "DBM 64-32-16", "variational bound + AIS", seconds, dbm.variational_lower_bound
     )

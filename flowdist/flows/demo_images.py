@@ -29,21 +29,24 @@ from flowdist.flows.glow import Glow
 from flowdist.report import Report, Score
 from flowdist.transforms.image import LogitTransform, bits_per_dim, dequantize
 
-__all__ = ["DIGIT_LEVELS", "MODELS", "digits_unit_scale", "fit_flow", "run"]
+__all__ = ["DIGIT_LEVELS", "MODELS", "dequantized", "digits_unit_scale", "fit_flow", "run"]
 
 #: Pixel levels of the digits (0 to 16).
 DIGIT_LEVELS = 17
 ALPHA = 0.05
 
 
+def dequantized(train: Tensor, test: Tensor, levels: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    r"""Train and test pixel levels :math:`k \in \{0, \dots, L - 1\}` dequantised to
+    :math:`(k + u)/L \in [0, 1)` with one generator seeded with ``seed`` (train first)."""
+    g = torch.Generator().manual_seed(seed)
+    return dequantize(train, levels, generator=g), dequantize(test, levels, generator=g)
+
+
 def digits_unit_scale(seed: int = 0) -> tuple[Tensor, Tensor]:
     r"""Train and test digits dequantised to :math:`[0, 1)`: :math:`(k + u)/17` (seeded)."""
-    split = load_digits()
-    g = torch.Generator().manual_seed(seed)
-    return tuple(
-        dequantize(torch.round(x * 16), DIGIT_LEVELS, generator=g)
-        for x in (split.train_x, split.test_x)
-    )
+    split = load_digits(scale=False)
+    return dequantized(split.train_x, split.test_x, DIGIT_LEVELS, seed)
 
 
 def _logit(*shape: int) -> list[nn.Module]:
