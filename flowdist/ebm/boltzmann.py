@@ -31,6 +31,8 @@ from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.layered import base_rate_logits
 from flowdist.ebm.partition import enumerate_log_sum_exp
 from flowdist.mcmc.gibbs import bernoulli, site_gibbs_sweep
+from flowdist.transforms.base import check_dim
+from flowdist.validation import check_float_dtype, check_number
 
 __all__ = ["BoltzmannMachine"]
 
@@ -61,8 +63,9 @@ class BoltzmannMachine(UnnormalizedDistribution):
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        if not isinstance(num_units, int) or num_units < 1:
-            raise ValueError(f"num_units must be a positive integer, got {num_units!r}")
+        check_dim("num_units", num_units)
+        check_number("init_std", init_std, least=0.0)
+        check_float_dtype("dtype", dtype)
         super().__init__(num_units, validate_args=validate_args)
         kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         self.num_units = num_units

@@ -26,6 +26,7 @@ where :math:`\mathbb E_q[-E(v,h)] = -E(v, \mu)` since the energy is linear in ea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -33,8 +34,9 @@ from torch import Tensor
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.layered import LayeredBoltzmannMachine, layer_input
 from flowdist.ebm.rbm import BernoulliRBM
-from flowdist.ebm.train import TrainingHistory, train_cd
+from flowdist.ebm.train import TrainingHistory, check_data, train_cd
 from flowdist.mcmc.gibbs import bernoulli
+from flowdist.validation import check_count
 
 __all__ = ["DeepBoltzmannMachine"]
 
@@ -60,8 +62,12 @@ class _ScaledRBM(BernoulliRBM):
 class DeepBoltzmannMachine(LayeredBoltzmannMachine):
     r"""A deep Boltzmann machine with ``layer_sizes = (n_v, n_1, ..., n_L)``, :math:`L \ge 2`."""
 
-    def __init__(self, layer_sizes: Sequence[int], **kw) -> None:
-        if len(layer_sizes) < 3:
+    def __init__(self, layer_sizes: Sequence[int], **kw: Any) -> None:
+        if (
+            isinstance(layer_sizes, (str, bytes))
+            or not isinstance(layer_sizes, Sequence)
+            or len(layer_sizes) < 3
+        ):
             raise ValueError(
                 f"layer_sizes must give the visible and >= 2 hidden layers, got {layer_sizes!r}; "
                 "use BernoulliRBM for one hidden layer"
@@ -75,6 +81,7 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
         ``num_iters`` sweeps of the fixed-point updates (odd layers, then even ones).
         """
         self._check(x)
+        check_count("num_iters", num_iters)
         top = len(self.layer_sizes) - 1
         weights, biases = list(self.weights), list(self.biases)
         from_visible = x @ weights[0]  # fixed: computed once, not in every sweep
@@ -121,6 +128,7 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
         r"""Greedy layer-wise pre-training with CD-``k`` (see the module docstring); sets every
         weight and bias. Each layer's training data are samples of the layer below's
         doubled-input posterior."""
+        check_data(self, data)
         top = len(self.layer_sizes) - 1
         histories, x, rbms = [], data, []
         for i in range(top):

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from flowdist.nn import MLP
 from flowdist.transforms.base import check_dim
 from flowdist.vae.vae import VAE
+from flowdist.validation import check_number
 
 __all__ = ["ConditionalVAE", "SemiSupervisedVAE", "concat"]
 
@@ -95,22 +96,46 @@ class ConditionalVAE(VAE):
     def _decoder_input(self, z: Tensor, y: Tensor | None) -> Tensor:
         return concat(z, self.one_hot(y))
 
-    def check_labels(self, x: Tensor, y: Tensor) -> None:
-        """Raise a clear error unless ``y`` holds one integer label in range per row of ``x``."""
+    def _check_label_values(self, y: Tensor, missing: int | None = None) -> None:
+        """Raise a clear error unless ``y`` is a ``torch.long`` tensor on the module's device
+        whose values are labels (or ``missing``)."""
         if not isinstance(y, Tensor) or y.dtype != torch.long:
             raise TypeError(
                 f"y must be a torch.long tensor of labels, got {getattr(y, 'dtype', y)}"
             )
+        if y.device != self.device:
+            raise ValueError(f"y is on device {y.device} but the module is on {self.device}")
+        labels = y if missing is None else y[y != missing]
+        if labels.numel() and not bool(((labels >= 0) & (labels < self.n_classes)).all()):
+            also = "" if missing is None else f" (or {missing} for unlabelled)"
+            raise ValueError(
+                f"y: labels must lie in 0..{self.n_classes - 1}{also}, "
+                f"got values in [{int(labels.min())}, {int(labels.max())}]"
+            )
+
+    def check_labels(self, x: Tensor, y: Tensor, *, missing: int | None = None) -> None:
+        """Raise a clear error unless ``y`` holds one integer label in range (or ``missing``)
+        per row of ``x``."""
+        self._check_label_values(y, missing)
         if y.shape != x.shape[:1]:
             raise ValueError(
                 f"y must have shape ({x.shape[0]},), one label per row of x "
                 f"(x has shape {tuple(x.shape)}), got {tuple(y.shape)}"
             )
-        if y.numel() and not bool(((y >= 0) & (y < self.n_classes)).all()):
+
+    def check_condition(self, y: Tensor | None, batch_shape: tuple[int, ...]) -> None:
+        """Raise a clear error unless ``y`` holds labels that broadcast against a batch of shape
+        ``batch_shape`` (enumerated labels in front of the batch do)."""
+        if y is None:
+            raise TypeError(f"y: {type(self).__name__} needs the labels")
+        self._check_label_values(y)
+        try:
+            torch.broadcast_shapes(y.shape, batch_shape)
+        except RuntimeError as err:
             raise ValueError(
-                f"y: labels must lie in 0..{self.n_classes - 1}, "
-                f"got values in [{int(y.min())}, {int(y.max())}]"
-            )
+                f"y of shape {tuple(y.shape)} does not broadcast against the batch shape "
+                f"{batch_shape}"
+            ) from err
 
     def check_inputs(self, x: Tensor, y: Tensor | None = None) -> None:
         self.check_data(x)
@@ -136,8 +161,7 @@ class ConditionalVAE(VAE):
         r"""One draw of :math:`x \mid y` per label in ``y`` (:math:`z \sim p(z)`)."""
         if not isinstance(y, Tensor) or y.dtype != torch.long or y.dim() != 1:
             raise TypeError("y must be a 1-D torch.long tensor of labels")
-        self.check_labels(y.new_zeros(len(y), 1), y)
-        return self.sample(len(y), y.to(self.prior_loc.device), generator=generator, mean=mean)
+        return self.sample(len(y), y, generator=generator, mean=mean)
 
 
 class SemiSupervisedVAE(ConditionalVAE):
@@ -172,11 +196,12 @@ class SemiSupervisedVAE(ConditionalVAE):
     ) -> None:
         super().__init__(x_shape, n_classes, z_dim, hidden=hidden, name=name, **kwargs)
         self.classifier = classifier or MLP(math.prod(self.x_shape), n_classes, hidden, nn.Softplus)
-        self.aux_weight = aux_weight
+        self.aux_weight = check_number("aux_weight", aux_weight, least=0.0)
         self.register_buffer("prior_logits", torch.zeros(n_classes))
 
     def class_logits(self, x: Tensor) -> Tensor:
         r"""The logits of :math:`q_\phi(y \mid x)`."""
+        self.check_points(x)
         return self.classifier(x.flatten(x.dim() - len(self.x_shape)))
 
     @torch.no_grad()
@@ -217,6 +242,7 @@ class SemiSupervisedVAE(ConditionalVAE):
     @pyro_method
     def classifier_model(self, x: Tensor, y: Tensor, *, num_data: int | None = None) -> None:
         r"""The auxiliary term: :math:`\alpha \log q_\phi(y \mid x)` as an observed site."""
+        self.check_inputs(x, y)
         with self._plate(x, num_data), poutine.scale(scale=self.aux_weight):
             pyro.sample("y_aux", dist.Categorical(logits=self.class_logits(x)), obs=y)
 
@@ -232,8 +258,9 @@ class SemiSupervisedVAE(ConditionalVAE):
         ``Trace_ELBO`` with the same number of particles)."""
         if not isinstance(loss, TraceEnum_ELBO):
             raise TypeError("loss: SemiSupervisedVAE enumerates labels; use TraceEnum_ELBO")
+        self.check_data(x)
+        self.check_labels(x, y, missing=-1)
         known = y != -1
-        self.check_labels(x, torch.where(known, y, 0))
         total = x.new_zeros(())
         if known.any():
             xl, yl = x[known], y[known]

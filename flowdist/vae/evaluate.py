@@ -84,15 +84,22 @@ def importance_log_likelihood(
     ``args`` are the model's data tensors (e.g. ``x`` or ``x, y``), split into batches of
     ``batch_size`` data points; the ``k`` particles of a batch are drawn in chunks of at most
     ``max_elements / (batch_size * numel(x[0]))`` so that memory stays bounded whatever ``k``.
-    Seed with ``pyro.set_rng_seed`` for reproducibility.
+    No data points (``len(x) == 0``) give empty results. Seed with ``pyro.set_rng_seed`` for
+    reproducibility.
     """
     check_dim("k", k)
     check_dim("batch_size", batch_size)
-    n = args[0].shape[0]
+    check_dim("max_elements", max_elements)
+    x = args[0] if args else None
+    if not _batched(x):
+        raise TypeError(f"x must be a tensor with a batch dimension, got {_describe(x)}")
+    n = x.shape[0]
+    if not n:
+        return x.new_zeros(0), x.new_zeros(0)
     per_point = max(1, args[0][:1].numel())
     iwae, elbo = [], []
     for start in range(0, n, batch_size):
-        batch = [a[start : start + batch_size] for a in args]
+        batch = [a[start : start + batch_size] if _batched(a) else a for a in args]
         chunk = max(1, min(k, max_elements // (per_point * batch[0].shape[0])))
         lse = None
         sum_lw = 0.0
@@ -129,3 +136,15 @@ class IWAE_ELBO:
         return -(scale * bound.sum())
 
     __call__ = differentiable_loss
+
+
+def _batched(value: Any) -> bool:
+    """Whether ``value`` is a tensor with a batch dimension to split (anything else is passed
+    to the model as it is, for the model to judge)."""
+    return isinstance(value, Tensor) and value.dim() > 0
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__

@@ -155,10 +155,15 @@ class VAE(PyroModule):
         if y is not None:
             raise TypeError(f"y: {type(self).__name__} is unconditional and takes no labels")
 
+    def check_points(self, x: Tensor) -> None:
+        """Raise a clear error unless ``x`` holds data points ``(..., *x_shape)`` of the
+        module's dtype and device in the likelihood's support (any batch shape)."""
+        check_input("x", x, self.x_shape, self.dtype, device=self.device)
+        self.likelihood.check(x, "x")
+
     def _check_x(self, x: Tensor, y: Tensor | None) -> None:
-        """Raise a clear error unless ``x`` holds finite data points ``(..., *x_shape)`` of the
-        module's dtype and device, conditioned by ``y``."""
-        check_input("x", x, self.x_shape, self.dtype, device=self.device, finite=True)
+        """:meth:`check_points`, and ``y`` a valid condition for them."""
+        self.check_points(x)
         self.check_condition(y, tuple(x.shape[: x.dim() - len(self.x_shape)]))
 
     def _check_z(self, z: Tensor, y: Tensor | None) -> None:
@@ -194,13 +199,12 @@ class VAE(PyroModule):
     def check_data(self, x: Tensor) -> None:
         """Raise a clear error unless ``x`` is a non-empty batch ``(B, *x_shape)`` in the
         likelihood's support with the module's dtype and device."""
-        check_input("x", x, self.x_shape, self.dtype, device=self.device)
+        self.check_points(x)
         if x.dim() != len(self.x_shape) + 1 or not len(x):
             raise ValueError(
                 f"x must be a batch of shape (batch, {', '.join(map(str, self.x_shape))}) with "
                 f"at least one data point, got {tuple(x.shape)}"
             )
-        self.likelihood.check(x, "x")
 
     def check_inputs(self, x: Tensor, y: Tensor | None = None) -> None:
         """The checks of :meth:`model` and :meth:`guide` (the data; labels where conditional)."""

@@ -1,0 +1,51 @@
+r"""Argument checks shared by the energy-based models, the MCMC kernels and the VAEs.
+
+Every check raises a :class:`ValueError` (a value out of range) or a :class:`TypeError` (a value
+of the wrong kind) whose message starts with the argument's name, so that a caller's mistake
+never surfaces as a traceback from deep inside torch or Pyro. (Positive sizes are checked by
+:func:`flowdist.transforms.base.check_dim`.)
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+import torch
+
+__all__ = ["check_count", "check_float_dtype", "check_generator", "check_number"]
+
+
+def check_count(name: str, value: Any, *, least: int = 0) -> None:
+    """Raise unless ``value`` is an integer ``>= least`` (``True`` and ``False`` are not
+    counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def check_number(
+    name: str, value: Any, *, least: float = -math.inf, positive: bool = False
+) -> float:
+    """Raise unless ``value`` is a finite real number ``>= least`` (``> 0`` with ``positive``);
+    returns it as a float."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < least or (positive and value <= 0):
+        bound = "positive" if positive else f">= {least:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def check_float_dtype(name: str, dtype: Any) -> None:
+    """Raise unless ``dtype`` is ``None`` or a floating-point :class:`torch.dtype`."""
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"{name} must be a floating-point torch.dtype or None, got {dtype!r}")
+
+
+def check_generator(generator: Any) -> None:
+    """Raise unless ``generator`` is ``None`` or a :class:`torch.Generator`."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
