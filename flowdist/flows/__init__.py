@@ -2,7 +2,7 @@
 
 from flowdist.flows.autoregressive import IAF, MAF
 from flowdist.flows.core import Flow, FlowDistribution, StandardNormal
-from flowdist.flows.coupling import NICE, RealNVP, StandardLogistic
+from flowdist.flows.coupling import NICE, MultiscaleRealNVP, RealNVP, StandardLogistic
 from flowdist.flows.glow import Glow
 from flowdist.flows.vector import PlanarFlow, RadialFlow
 
@@ -13,6 +13,7 @@ __all__ = [
     "Flow",
     "FlowDistribution",
     "Glow",
+    "MultiscaleRealNVP",
     "PlanarFlow",
     "RadialFlow",
     "RealNVP",

@@ -1,5 +1,6 @@
-r"""Ready-made coupling flows on :math:`\mathbb R^d`: NICE (Dinh et al., 2014) and RealNVP
-(Dinh et al., 2017), with the logistic prior of NICE."""
+r"""Ready-made coupling flows: NICE (Dinh et al., 2014) and RealNVP (Dinh et al., 2017) on
+:math:`\mathbb R^d`, with the logistic prior of NICE, and RealNVP's multi-scale architecture on
+images (:class:`MultiscaleRealNVP`)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from flowdist.transforms.coupling import (
     CouplingTransform,
     ScaleTransform,
     alternating_mask,
+    channel_mask,
+    checkerboard_mask,
     half_mask,
 )
+from flowdist.transforms.glow import MultiscaleTransform
 
-__all__ = ["NICE", "RealNVP", "StandardLogistic", "coupling_masks"]
+__all__ = ["NICE", "MultiscaleRealNVP", "RealNVP", "StandardLogistic", "coupling_masks"]
 
 
 class StandardLogistic(StandardBase):
@@ -101,7 +105,8 @@ class NICE(Flow):
 
 
 class RealNVP(Flow):
-    r"""RealNVP on vectors: ``layers`` affine couplings
+    r"""RealNVP on vectors (for images see :class:`MultiscaleRealNVP`): ``layers`` affine
+    couplings
     :math:`y_B = x_B \odot e^{s(x_A)} + t(x_A)` with alternating masks, on
     :math:`\mathcal N(0, I)`.
 
@@ -128,3 +133,74 @@ class RealNVP(Flow):
             AffineCouplingTransform, features, layers, mask, context_features, hidden=hidden
         )
         super().__init__([*couplings, *data_transforms], StandardNormal(features))
+
+
+class MultiscaleRealNVP(Flow):
+    r"""RealNVP's multi-scale architecture on images :math:`(C, H, W)` (Dinh et al., 2017).
+
+    In the data-to-latent direction each scale applies 3 affine couplings with alternating
+    checkerboard masks, squeezes (space to depth, :math:`(4C, H/2, W/2)`), applies 3 couplings
+    with alternating channel-wise masks and factors out half of the channels, which go to the
+    base :math:`\mathcal N(0, I)`; the last scale applies 4 checkerboard couplings. The coupling
+    networks are :class:`~flowdist.transforms.coupling.ConvNet` with ``hidden`` channels.
+
+    Args:
+        image_shape: :math:`(C, H, W)`, :math:`H, W` divisible by :math:`2^{\text{levels}-1}`.
+        levels: number of scales.
+        hidden: channels of the coupling networks.
+        data_transforms: transforms appended at the data side, e.g.
+            ``[LogitTransform(C, H, W).inv]``.
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        levels: int = 2,
+        hidden: int = 64,
+        *,
+        data_transforms: Sequence[Transform] = (),
+    ) -> None:
+        shape = tuple(image_shape)
+        if len(shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {shape}")
+        for n in shape:
+            check_dim("image_shape", n)
+        check_dim("levels", levels)
+        size = 2 ** (levels - 1)
+        if shape[1] % size or shape[2] % size:
+            raise ValueError(
+                f"image_shape: H and W must be divisible by 2**(levels - 1) = {size} for "
+                f"{levels} scales, got {shape}"
+            )
+        top = _realnvp_scale(shape, shape[0], levels, hidden)
+        super().__init__([top, *data_transforms], StandardNormal(*shape))
+
+
+def _realnvp_scale(
+    shape: tuple[int, int, int], kept: int, levels: int, hidden: int
+) -> MultiscaleTransform:
+    """``levels`` RealNVP scales on the first ``kept`` channels of ``shape`` (sampling order:
+    the deeper scales and the channel-wise couplings, then the checkerboard couplings)."""
+    _, h, w = shape
+
+    def couplings(masks: list[Tensor]) -> list[nn.Module]:
+        return [AffineCouplingTransform(m, hidden=(hidden,)) for m in masks]
+
+    own = (kept, h, w)
+    if levels == 1:
+        return MultiscaleTransform(
+            shape,
+            [],
+            kept=kept,
+            outer=couplings([checkerboard_mask(own, k % 2) for k in range(4)]),
+        )
+    inner = (4 * kept, h // 2, w // 2)
+    return MultiscaleTransform(
+        shape,
+        [
+            _realnvp_scale(inner, 2 * kept, levels - 1, hidden),
+            *couplings([channel_mask(inner, flip=bool(k % 2)) for k in range(3)]),
+        ],
+        kept=kept,
+        outer=couplings([checkerboard_mask(own, k % 2) for k in range(3)]),
+    )

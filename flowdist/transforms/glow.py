@@ -283,22 +283,39 @@ class SqueezeTransform(StatelessBijector):
         return x.reshape(self.inverse_shape(y.shape)), y.new_zeros(batch)
 
 
+def _check_shape_preserving(name: str, transforms: Sequence[Transform], shape: tuple) -> None:
+    for i, t in enumerate(transforms):
+        if not (isinstance(t, Transform) and isinstance(t, nn.Module)):
+            raise TypeError(
+                f"{name}[{i}] must be a Transform and an nn.Module (e.g. a Bijector), "
+                f"got {type(t).__name__}"
+            )
+        if tuple(t.forward_shape(shape)) != shape:
+            raise ValueError(
+                f"{name}[{i}] must preserve the shape {shape}, maps it to "
+                f"{tuple(t.forward_shape(shape))}"
+            )
+
+
 class MultiscaleTransform(Bijector):
-    r"""One level of Glow's multi-scale architecture on :math:`(C, H, W)`: the first ``kept``
-    channels are squeezed to :math:`(4\,\text{kept}, H/2, W/2)`, pass through ``transforms``
-    (which preserve that shape, and may contain a deeper :class:`MultiscaleTransform`) and are
-    unsqueezed; the other :math:`C - \text{kept}` channels are factored out: they pass through
-    unchanged, i.e. they go straight to the base distribution.
+    r"""One level of a multi-scale architecture (Glow, RealNVP) on :math:`(C, H, W)`: the
+    first ``kept`` channels are squeezed to :math:`(4\,\text{kept}, H/2, W/2)`, pass through
+    ``transforms`` (which preserve that shape, and may contain a deeper
+    :class:`MultiscaleTransform`), are unsqueezed and pass through ``outer`` (bijectors on
+    :math:`(\text{kept}, H, W)`, e.g. RealNVP's checkerboard couplings); the other
+    :math:`C - \text{kept}` channels are factored out: they pass through unchanged, i.e. they
+    go straight to the base distribution.
 
     .. math::
-        f(x) = \big(S^{-1}(g(S(x_{1:k}))),\; x_{k+1:C}\big), \qquad
-        \log|\det J_f(x)| = \log|\det J_g(S(x_{1:k}))|.
+        f(x) = \big(o(S^{-1}(g(S(x_{1:k})))),\; x_{k+1:C}\big), \qquad
+        \log|\det J_f(x)| = \log|\det J_g(S(x_{1:k}))| + \log|\det J_o|.
 
     Args:
         event_shape: ``C, H, W``.
         transforms: bijectors on the squeezed shape, applied in order.
         kept: channels kept (all by default).
         factor: the squeeze factor.
+        outer: bijectors on the unsqueezed kept channels, applied in order after the others.
     """
 
     domain = constraints.independent(constraints.real, 3)
@@ -311,6 +328,7 @@ class MultiscaleTransform(Bijector):
         *,
         kept: int | None = None,
         factor: int = 2,
+        outer: Sequence[Transform] = (),
         cache_size: int = 1,
     ) -> None:
         super().__init__(cache_size=cache_size)
@@ -321,19 +339,10 @@ class MultiscaleTransform(Bijector):
         self._event_shape = (c, h, w)
         self.kept = kept
         self.squeeze = SqueezeTransform(kept, h, w, factor=factor)
-        inner = self.squeeze.output_shape
-        for i, t in enumerate(transforms):
-            if not (isinstance(t, Transform) and isinstance(t, nn.Module)):
-                raise TypeError(
-                    f"transforms[{i}] must be a Transform and an nn.Module (e.g. a Bijector), "
-                    f"got {type(t).__name__}"
-                )
-            if tuple(t.forward_shape(inner)) != inner:
-                raise ValueError(
-                    f"transforms[{i}] must preserve the squeezed shape {inner}, maps it to "
-                    f"{tuple(t.forward_shape(inner))}"
-                )
+        _check_shape_preserving("transforms", transforms, self.squeeze.output_shape)
+        _check_shape_preserving("outer", outer, (kept, h, w))
         self.transforms = nn.ModuleList(transforms)
+        self.outer = nn.ModuleList(outer)
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -341,12 +350,23 @@ class MultiscaleTransform(Bijector):
 
     def _run(self, x: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
         x_k, x_out = x[..., : self.kept, :, :], x[..., self.kept :, :, :]
-        h, ladj = self.squeeze.call_and_ladj(x_k)
-        for t in reversed(self.transforms) if inverse else self.transforms:
-            h, l_t = call_and_ladj(t.inv if inverse else t, h, 3)
-            ladj = ladj + l_t
-        h, _ = self.squeeze.inverse_and_ladj(h)
-        return torch.cat([h, x_out], dim=-3), ladj
+        ladj = x.new_zeros(x.shape[:-3])
+
+        def through(h: Tensor, transforms: Sequence[Transform]) -> Tensor:
+            nonlocal ladj
+            for t in reversed(transforms) if inverse else transforms:
+                h, l_t = call_and_ladj(t.inv if inverse else t, h, 3)
+                ladj = ladj + l_t
+            return h
+
+        if inverse:
+            x_k = through(x_k, self.outer)
+        if self.transforms:  # squeezing around nothing is the identity
+            h, _ = self.squeeze.call_and_ladj(x_k)
+            x_k, _ = self.squeeze.inverse_and_ladj(through(h, self.transforms))
+        if not inverse:
+            x_k = through(x_k, self.outer)
+        return torch.cat([x_k, x_out], dim=-3), ladj
 
     def _call_and_ladj(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self._run(x, inverse=False)
