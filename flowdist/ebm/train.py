@@ -193,12 +193,15 @@ def train_cd(
         broadcast(order, ctx=ctx)  # rank 0's order, even if the ranks' generators differ
         with torch.no_grad():
             for i in range(0, n, batch_size):
-                batch = data[order[i : i + batch_size]]
+                batch = data.index_select(0, order[i : i + batch_size])
                 grads, state = _gradient(model, batch, k, chains, num_chains, generator, ctx)
                 for p, u, grad in zip(params, velocity, grads, strict=True):
                     if weight_decay and p.dim() >= 2:
                         grad = grad - weight_decay * p
-                    u.mul_(mu).add_(grad, alpha=eta)
+                    if mu:
+                        u.mul_(mu).add_(grad, alpha=eta)
+                    else:  # one pass instead of two
+                        torch.mul(grad, eta, out=u)
                     p.add_(u)
                 model.after_update()
         _check_finite(model, state, epoch, eta)
