@@ -4,21 +4,28 @@ Competitors are interleaved (one call of each, in turn) within *blocks*; for eve
 the machine-wide busy CPU time from ``/proc/stat`` and subtract this process's own CPU time. A
 block during which other processes used more than ``max_other`` of a core is dropped, and the
 statistics are medians over the kept calls. Ratios are only ever taken between timings of the
-same run.
+same run. What the results files record with each run (the machine, the library versions, the
+command) comes from here too.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Timings", "interleave", "machine_summary"]
+__all__ = ["Timings", "command_line", "interleave", "library_versions", "machine_summary"]
+
+#: The libraries the benchmarks compare, as their distributions are named.
+LIBRARIES = ("torch", "pyro-ppl", "zuko", "normflows", "nflows", "scikit-learn", "flowdist")
 
 
 def _busy_seconds() -> float | None:
@@ -99,3 +106,21 @@ def machine_summary() -> str:
         f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
+
+
+def library_versions() -> str:
+    """One line: the installed version of every library the benchmarks compare."""
+    found = []
+    for name in LIBRARIES:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def command_line() -> str:
+    """The command that started this process, as typed from the repository root."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    head = f"python -m {spec.name}" if spec is not None else f"python {sys.argv[0]}"
+    return " ".join([head, *map(shlex.quote, sys.argv[1:])])

@@ -4,6 +4,11 @@ competitor in turn within a block; blocks during which other processes used the 
 dropped). Reports the median ms per call and flowdist's ratio to the fastest competitor.
 
     python -m benchmarks.flows.speed --out benchmarks/flows/speed.json
+    python -m benchmarks.flows.speed --memory-only --threads 1 --out benchmarks/flows/speed.json
+
+After the timings, the peak memory of one call of every competitor is measured, each in a fresh
+process (:mod:`benchmarks.memory`), and stored beside the times; ``--memory-only`` measures it
+for the rows of an existing results file and keeps their times.
 
 flowdist is measured through the public API a user calls: ``flow().log_prob(x)`` and
 ``flow().sample((n,))``. Each case times the measures that issue 4 sets a target for. The pass
@@ -16,7 +21,7 @@ others), so it is not a one-pass MAF.
 Argument validation: importing zuko switches torch.distributions' validation off
 process-wide, importing Pyro may switch it on; after all imports the script switches it off
 for every library (torch.distributions and Pyro) and checks that it is off, so no competitor
-pays for argument checks.
+pays for argument checks (the memory pass's processes too).
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import normflows as nf
 import pyro
@@ -39,7 +45,8 @@ from pyro.nn import AutoRegressiveNN, DenseNN
 from torch import nn
 from torch.distributions import Distribution
 
-from benchmarks.timing import Timings, interleave, machine_summary
+from benchmarks.memory import memory_record
+from benchmarks.timing import Timings, command_line, interleave, machine_summary
 from flowdist.flows.autoregressive import MAF
 from flowdist.flows.core import Flow, StandardNormal
 from flowdist.flows.glow import glow_step
@@ -268,6 +275,40 @@ def sample_step(m: Model, x: torch.Tensor) -> None:
 STEPS = {"log_prob+backward": grad_step, "sample": sample_step}
 
 
+def validation_off() -> None:
+    """Switch argument validation off for every library, after all imports."""
+    Distribution.set_default_validate_args(False)
+    pyro.enable_validation(False)
+    assert not Distribution._validate_args, "argument validation must be off for everyone"
+
+
+def prepared(case: str, seed: int, names: Iterable[str]) -> tuple[torch.Tensor, dict[str, Model]]:
+    """The case's input batch and the named competitors' models, after one ``log_prob`` +
+    backward on the batch (ActNorm's data-dependent initialisation)."""
+    shape, batch, makers = CASES[case]
+    torch.manual_seed(seed)
+    x = torch.randn(batch, *shape)
+    models = {}
+    for name in names:
+        try:
+            models[name] = makers[name]()
+        except NotImplementedError as err:
+            print(f"{case}: {name} skipped ({err})")
+    for m in models.values():
+        m.log_prob(x).sum().backward()
+    return x, models
+
+
+def competitor_call(case: str, kind: str, name: str, seed: int) -> Callable[[], None]:
+    """One competitor's timed call, set up as for the timings (a :mod:`benchmarks.memory`
+    factory); the initialisation's gradients are dropped, so they are not in the baseline."""
+    validation_off()
+    x, models = prepared(case, seed, [name])
+    for p in models[name].module.parameters():
+        p.grad = None
+    return functools.partial(STEPS[kind], models[name], x)
+
+
 def row(case: str, kind: str, t: Timings) -> dict:
     """Medians, the fastest competitor and flowdist's ratio to it, and whether the target of
     issue 4 (ratio at most 1) is met."""
@@ -279,6 +320,7 @@ def row(case: str, kind: str, t: Timings) -> dict:
     fastest = min(others, key=medians.__getitem__)
     ratio = t.ratio("flowdist", fastest)
     return {
+        "measure": f"{case}, {kind}",
         "case": case,
         "kind": kind,
         "median_ms": medians,
@@ -290,39 +332,30 @@ def row(case: str, kind: str, t: Timings) -> dict:
     }
 
 
-def markdown(rows: list[dict]) -> str:
-    """The results table: median ms per call of each competitor, ratio, target."""
-    lines = [
-        "| case | measure | flowdist | competitors (median ms) | ratio to fastest | target | "
-        "blocks kept/dropped |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def markdown(rows: list[dict], memory: dict | None = None) -> str:
+    """The results table: median ms per call of each competitor, ratio, target, and with
+    ``memory`` (the results file's memory block) the peak MiB of one call of each."""
+    header = ["case", "measure", "flowdist", "competitors (median ms)", "ratio to fastest"]
+    header += ["target", "blocks kept/dropped"]
+    header += ["peak MiB of a call (of the first call)"] if memory else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         ms = r["median_ms"]
-        others = ", ".join(f"{n} {v:.1f}" for n, v in ms.items() if n != "flowdist")
-        target = "met" if r["met"] else "**not met**"
-        lines.append(
-            f"| {r['case']} | {r['kind']} | {ms['flowdist']:.1f} | {others} | "
-            f"{r['ratio']:.2f} (vs {r['fastest']}) | {target} | "
-            f"{r['kept_blocks']}/{r['dropped_blocks']} |"
-        )
+        cells = [r["case"], r["kind"], f"{ms['flowdist']:.1f}"]
+        cells.append(", ".join(f"{n} {v:.1f}" for n, v in ms.items() if n != "flowdist"))
+        cells += [f"{r['ratio']:.2f} (vs {r['fastest']})", "met" if r["met"] else "**not met**"]
+        cells.append(f"{r['kept_blocks']}/{r['dropped_blocks']}")
+        if memory:
+            peaks, first = memory["peak_mib"][r["measure"]], memory["first_call_mib"][r["measure"]]
+            cells.append(", ".join(f"{n} {v:.1f} ({first[n]:.1f})" for n, v in peaks.items()))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def bench(args: argparse.Namespace) -> list[dict]:
     rows = []
     for case in args.cases:
-        shape, batch, makers = CASES[case]
-        torch.manual_seed(args.seed)
-        x = torch.randn(batch, *shape)
-        models = {}
-        for name, make in makers.items():
-            try:
-                models[name] = make()
-            except NotImplementedError as err:
-                print(f"{case}: {name} skipped ({err})")
-        for m in models.values():  # ActNorm's data-dependent initialisation, before timing
-            m.log_prob(x).sum().backward()
+        x, models = prepared(case, args.seed, CASES[case][2])
         for kind in [k for k in TARGETS[case] if k in args.kinds]:
             step = STEPS[kind]
             fns = {n: functools.partial(step, m, x) for n, m in models.items()}
@@ -349,21 +382,44 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", type=Path, default=None, help="the results file (JSON)")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="measure the memory peaks of the rows of --out, keeping their times",
+    )
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="subset of the cases")
     parser.add_argument("--kinds", nargs="*", default=list(STEPS), choices=list(STEPS))
     args = parser.parse_args()
+    if args.memory_only and args.out is None:
+        parser.error("--memory-only updates the results file named by --out")
     torch.set_num_threads(args.threads)
-    Distribution.set_default_validate_args(False)
-    pyro.enable_validation(False)
-    assert not Distribution._validate_args, "argument validation must be off for everyone"
-    machine = machine_summary()
-    rows = bench(args)
-    print(machine)
-    print(markdown(rows))
+    validation_off()
+    if args.memory_only:
+        results = json.loads(args.out.read_text())
+    else:
+        results = {
+            "command": command_line(),
+            "args": vars(args) | {"out": str(args.out)},
+            "machine": machine_summary(),
+            "rows": bench(args),
+        }
+    results["memory"] = memory_record(
+        (
+            (
+                r["measure"],
+                name,
+                functools.partial(competitor_call, r["case"], r["kind"], name, args.seed),
+            )
+            for r in results["rows"]
+            for name in r["median_ms"]
+        ),
+        call="one call: log_prob + backward of the batch, or one sample of the batch size",
+    )
+    print(results["machine"])
+    print(markdown(results["rows"], results["memory"]))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "machine": machine, "rows": rows}, f, indent=1)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
