@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["check_count", "check_float_dtype", "check_generator", "check_number"]
+__all__ = ["check_count", "check_float_dtype", "check_generator", "check_number", "squares_finite"]
 
 
 def check_count(name: str, value: Any, *, least: int = 0) -> None:
@@ -41,6 +41,16 @@ def check_float_dtype(name: str, dtype: Any) -> None:
     """Raise unless ``dtype`` is ``None`` or a floating-point :class:`torch.dtype`."""
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"{name} must be a floating-point torch.dtype or None, got {dtype!r}")
+
+
+def squares_finite(x: torch.Tensor) -> torch.Tensor:
+    r"""Whether every value of ``x`` is finite with a square that does not overflow its dtype
+    (:math:`|x| \le \sqrt{\text{max}}`, about :math:`1.8 \cdot 10^{19}` in float32), as a 0-d
+    bool tensor: a quadratic energy or log-density of larger values cannot be computed. Integer
+    tensors pass."""
+    if not x.is_floating_point():
+        return torch.ones((), dtype=torch.bool, device=x.device)
+    return (x.abs() <= math.sqrt(torch.finfo(x.dtype).max)).all()
 
 
 def check_generator(generator: Any) -> None:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from flowdist.transforms.base import check_dim, check_input
-from flowdist.validation import check_number
+from flowdist.validation import check_number, squares_finite
 
 __all__ = [
     "BernoulliLikelihood",
@@ -161,9 +161,7 @@ class GaussianLikelihood(Likelihood):
         return dist.Normal(params, self.log_scale.exp()).to_event(len(self.x_shape))
 
     def _in_support(self, x: Tensor) -> Tensor:
-        if not x.is_floating_point():  # integers and booleans are finite and small enough
-            return torch.ones((), dtype=torch.bool)
-        return (x.abs() <= math.sqrt(torch.finfo(x.dtype).max)).all()
+        return squares_finite(x)
 
     def mean(self, params: Tensor) -> Tensor:
         self.check_params(params)

@@ -45,7 +45,7 @@ from flowdist.transforms.base import check_dim, check_input
 from flowdist.vae.guides import AmortizedGuide, check_module, trial_output
 from flowdist.vae.likelihoods import Likelihood, as_shape, make_likelihood
 from flowdist.vae.networks import conv_decoder, conv_encoder, mlp_decoder, mlp_encoder
-from flowdist.validation import check_count
+from flowdist.validation import check_count, squares_finite
 
 __all__ = ["VAE"]
 
@@ -167,9 +167,12 @@ class VAE(PyroModule):
         self.check_condition(y, tuple(x.shape[: x.dim() - len(self.x_shape)]))
 
     def _check_z(self, z: Tensor, y: Tensor | None) -> None:
-        """Raise a clear error unless ``z`` holds finite latents ``(..., z_dim)`` of the
-        module's dtype and device, conditioned by ``y``."""
-        check_input("z", z, (self.z_dim,), self.dtype, device=self.device, finite=True)
+        """Raise a clear error unless ``z`` holds latents ``(..., z_dim)`` of the module's
+        dtype and device in the prior's support (finite, squares that do not overflow),
+        conditioned by ``y``."""
+        check_input("z", z, (self.z_dim,), self.dtype, device=self.device)
+        if not bool(squares_finite(z)):
+            raise ValueError("z has values that are not finite or whose squares overflow")
         self.check_condition(y, tuple(z.shape[:-1]))
 
     # ------------------------------------------------------------ distributions
