@@ -128,25 +128,24 @@ def read_runs(comparison: Comparison) -> list[Run]:
 
 def read_ebm(comparison: Comparison) -> list[Run]:
     """``speed_runs.jsonl`` of the EBM speed script: the latest summary row per thread count
-    (rows with ``median_seconds``), with its ``memory`` block where it has one."""
+    (rows with ``kept_blocks``: the interleaved, quiet-block runs), with its memory block."""
     rows = [json.loads(line) for line in (HERE / comparison.results).read_text().splitlines()]
-    latest = {row["threads"]: row for row in rows if "median_seconds" in row}
+    latest = {row["threads"]: row for row in rows if "kept_blocks" in row}
     runs = []
     for threads, row in sorted(latest.items()):
         memory = row.get("memory", {})
-        cpu = row["median_cpu_seconds"]
         entries = [
-            _entry(EBM_EPOCH, name, seconds, memory, f"CPU {cpu[name]:.2f} s")
+            _entry(EBM_EPOCH, name, seconds, memory)
             for name, seconds in row["median_seconds"].items()
         ]
-        wall, ais_cpu = map(statistics.median, zip(*row["ais_wall_and_cpu_seconds"], strict=True))
-        note = f"CPU {ais_cpu:.1f} s; log Z {row['ais_log_z']:.2f} ± {row['ais_std_error']:.2f}"
-        entries.append(Entry(EBM_AIS, "torch float32", wall, note=note))
-        command = f"`{row['command']}`" if "command" in row else "a command not in the row"
-        machine = row.get("machine", "a machine not recorded in the row")
+        note = f"log Z {row['ais_log_z']:.2f} ± {row['ais_std_error']:.2f}"
+        ais = statistics.median(row["ais_seconds"])
+        entries.append(Entry(EBM_AIS, "flowdist float32", ais, note=note))
         conditions = [
-            f"Timed by {command} on {machine}, with {_threads(threads)}, median of "
-            f"{row['repeats']} interleaved repeats (see the detailed results).",
+            f"Timed by `{row['command']}` on {row['machine']}, with {_threads(threads)}: one "
+            f"epoch of each competitor per block, interleaved; medians over the "
+            f"{row['kept_blocks']} blocks kept ({row['dropped_blocks']} dropped because other "
+            "processes used the CPU).",
             *_memory_conditions(memory),
         ]
         runs.append(Run(_threads(threads), conditions, entries))
@@ -239,8 +238,8 @@ COMPARISONS = (
         "ebm-speed",
         "RBM training and AIS",
         "One PCD-1 epoch of a 784-500 RBM on 50,000 binarized MNIST images (batch 100): flowdist "
-        "(torch float32) against scikit-learn's `BernoulliRBM` on float32 and float64 data; "
-        "AIS on that RBM.",
+        "(float32, and bfloat16 matrix products) against scikit-learn's `BernoulliRBM` on float32 "
+        "and float64 data; AIS on that RBM.",
         (
             "-m",
             "benchmarks.ebm.speed",
@@ -259,10 +258,10 @@ COMPARISONS = (
             ("ebm/figures/grbm_gibbs_samples.png", "Gaussian RBM, Gibbs samples"),
             ("ebm/figures/grbm_nuts_samples.png", "Gaussian RBM, Pyro NUTS samples"),
         ),
-        "The committed 2-thread medians come from repeats in which scikit-learn's BLAS threads "
-        "spin-waited on a loaded machine; in the one repeat taken while it was quiet "
-        "scikit-learn float32 was 1.4x faster than flowdist, and with one thread they are at "
-        "parity. The 3x target of the issue is not established.",
+        "This run used OMP_WAIT_POLICY=PASSIVE, under which two-thread torch is slower than "
+        "one thread on this machine (every parallel region wakes a sleeping thread); see "
+        "`benchmarks/ebm/RESULTS.md` for the runs with the default policy. The 3x target of the "
+        "issue is not established.",
     ),
     Comparison(
         "vae-speed",

@@ -18,31 +18,48 @@ the OS has descheduled, which made a two-thread epoch 10-30x slower here.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
+from collections.abc import Callable
 
 import torch
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
 from threadpoolctl import threadpool_limits
 
-from benchmarks.timing import interleave, machine_summary
+from benchmarks.memory import memory_record
+from benchmarks.timing import command_line, interleave, machine_summary
 from flowdist.datasets import load_binarized_mnist
 from flowdist.ebm import BernoulliRBM, train_cd
 
+EPOCH = "PCD-1 epoch"
+COMPETITORS = (
+    "flowdist float32",
+    "flowdist bfloat16 products",
+    "sklearn float32",
+    "sklearn float64",
+)
 
-def torch_epoch(x: torch.Tensor, compute_dtype: torch.dtype | None, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    rbm = BernoulliRBM(784, 500, generator=g, compute_dtype=compute_dtype)
-    train_cd(
-        rbm, x, epochs=1, batch_size=100, k=1, persistent=True, lr=0.01, momentum=0.0, generator=g
-    )
 
+def epoch_call(path: str, name: str, seed: int = 0) -> Callable[[], object]:
+    """One PCD-1 epoch of competitor ``name`` on the training images at ``path`` (data loading
+    and conversion happen here, outside the timed call)."""
+    x = load_binarized_mnist(path).train_x
+    if name.startswith("sklearn"):
+        data = (x if name.endswith("float32") else x.double()).numpy()
+        return lambda: SklearnRBM(
+            n_components=500, batch_size=100, n_iter=1, learning_rate=0.01, random_state=seed
+        ).fit(data)
+    compute_dtype = torch.bfloat16 if "bfloat16" in name else None
 
-def sklearn_epoch(x, seed: int) -> None:
-    rbm = SklearnRBM(
-        n_components=500, batch_size=100, n_iter=1, learning_rate=0.01, random_state=seed
-    )
-    rbm.fit(x)
+    def epoch() -> None:
+        g = torch.Generator().manual_seed(seed)
+        rbm = BernoulliRBM(784, 500, generator=g, compute_dtype=compute_dtype)
+        train_cd(
+            rbm, x, epochs=1, batch_size=100, persistent=True, lr=0.01, momentum=0.0, generator=g
+        )
+
+    return epoch
 
 
 def main() -> None:
@@ -55,16 +72,10 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="append a JSON line here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    x = load_binarized_mnist(args.data).train_x
-    x32, x64 = x.numpy(), x.double().numpy()
-    competitors = {
-        "flowdist float32": lambda: torch_epoch(x, None, 0),
-        "flowdist bfloat16 products": lambda: torch_epoch(x, torch.bfloat16, 0),
-        "sklearn float32": lambda: sklearn_epoch(x32, 0),
-        "sklearn float64": lambda: sklearn_epoch(x64, 0),
-    }
+    calls = {name: epoch_call(args.data, name) for name in COMPETITORS}
     with threadpool_limits(args.threads):
-        t = interleave(competitors, blocks=args.blocks, calls=1, warmup=1, max_other=args.max_other)
+        t = interleave(calls, blocks=args.blocks, calls=1, warmup=1, max_other=args.max_other)
+        x = load_binarized_mnist(args.data).train_x
         rbm = BernoulliRBM(784, 500, generator=torch.Generator().manual_seed(0))
         train_cd(rbm, x[:10000], epochs=1, lr=0.05, generator=torch.Generator().manual_seed(0))
         ais_times = []
@@ -73,22 +84,26 @@ def main() -> None:
             start = time.perf_counter()
             est = rbm.estimate_log_partition(num_chains=100, betas=14500, data=x, generator=gen)
             ais_times.append(time.perf_counter() - start)
-    med = {name: t.median_ms(name) / 1e3 for name in competitors}
+    memory = memory_record(
+        ((EPOCH, name, functools.partial(epoch_call, args.data, name)) for name in COMPETITORS),
+        call="one PCD-1 epoch",
+        threads=args.threads,
+    )
     row = {
+        "command": command_line(),
         "machine": machine_summary(),
         "threads": args.threads,
         "kept_blocks": t.kept_blocks,
         "dropped_blocks": t.dropped_blocks,
-        "median_seconds": med,
+        "median_seconds": {name: t.median_ms(name) / 1e3 for name in COMPETITORS},
         "all_seconds": t.times,
         "sklearn_over_flowdist": {
-            f"{sk} / {fd}": t.ratio(sk, fd)
-            for sk in ("sklearn float32", "sklearn float64")
-            for fd in ("flowdist float32", "flowdist bfloat16 products")
+            f"{sk} / {fd}": t.ratio(sk, fd) for sk in COMPETITORS[2:] for fd in COMPETITORS[:2]
         },
         "ais_seconds": ais_times,
         "ais_log_z": est.log_z,
         "ais_std_error": est.std_error,
+        "memory": memory,
     }
     print(json.dumps(row), flush=True)
     if args.out:
