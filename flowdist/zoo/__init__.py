@@ -13,8 +13,9 @@ the library that fits a data set of images or vectors has a name in :data:`MODEL
   few labels) on binarised pixels; importance-weighted estimate with ``k`` samples.
 
 Pixel levels are binarised at the middle level, :math:`x > (L - 1)/2` (for the digits' levels
-0–16: :math:`x > 8`, as the demo). Default settings are the demo's choices (``flowdist demo``),
-and the planar and radial flows are absent: they fit a target density, not data.
+0–16: :math:`x > 8`, as the demo). Default settings are the choices of ``flowdist demo`` for
+the models it fits (``grbm`` and ``m2``: of their benchmarks). The planar and radial flows are
+absent: they fit a target density, not data.
 
 A trained model travels as a :class:`Fitted` — module, configuration and metadata — saved with
 :func:`flowdist.checkpoint.save_checkpoint`, so :func:`load` rebuilds it from the file alone.

@@ -1,5 +1,6 @@
 r"""The model zoo's families and registry: how each named model is built from its settings,
-trained, evaluated and sampled, with the demo's choices (``flowdist demo``) as defaults."""
+trained, evaluated and sampled, with the choices of ``flowdist demo`` (or of the model's
+benchmark) as defaults."""
 
 from __future__ import annotations
 
