@@ -513,25 +513,23 @@ def _data_methods(model: VAE) -> dict[str, Callable[..., Any]]:
     return methods
 
 
+def _latent_methods(model: VAE) -> dict[str, Callable[..., Any]]:
+    """The model's functions of latents (and labels, when conditional)."""
+    return {"decode_mean": model.decode_mean, "decode": lambda *a: model.decode(*a).mean}
+
+
+@pytest.mark.parametrize("argument", ["x", "z"])
 @pytest.mark.parametrize(("name", "kind"), _cases(VAES, KINDS, {}))
 @SWEEP
 @given(data=st.data())
-def test_vae_data_on_malformed_input(name, kind, data):
-    x = data.draw(malformed_inputs(X)[kind])
+def test_vae_inputs_on_malformed_input(argument, name, kind, data):
+    """Data ``x`` for :func:`_data_methods`, latents ``z`` for :func:`_latent_methods`."""
+    value = data.draw(malformed_inputs(X if argument == "x" else Z)[kind])
     model = _fresh_vae(name)
-    for method in _data_methods(model).values():
-        assert_clean_outcome(lambda v, f=method: f(v, *_labels(model, v)), x, "x", None)
-
-
-@pytest.mark.parametrize(("name", "kind"), _cases(VAES, KINDS, {}))
-@SWEEP
-@given(data=st.data())
-def test_vae_latents_on_malformed_input(name, kind, data):
-    z = data.draw(malformed_inputs(Z)[kind])
-    model = _fresh_vae(name)
-    batch = (*z.shape[:-1], X) if kind in BATCHED else None
-    for method in (model.decode_mean, lambda *a: model.decode(*a).mean):
-        assert_clean_outcome(lambda v, f=method: f(v, *_labels(model, v)), z, "z", batch)
+    methods = _data_methods(model) if argument == "x" else _latent_methods(model)
+    decoded = (*value.shape[:-1], X) if argument == "z" and kind in BATCHED else None
+    for method in methods.values():
+        assert_clean_outcome(lambda v, f=method: f(v, *_labels(model, v)), value, argument, decoded)
 
 
 BAD_LABELS = {
