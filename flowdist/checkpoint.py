@@ -4,11 +4,14 @@ Saving is atomic: the file is written beside its destination and moved into plac
 :func:`os.replace`, so an interrupted save never destroys the previous checkpoint. Loading uses
 ``torch.load(weights_only=True)`` (no arbitrary code runs) and turns every way a file can be
 wrong — missing, truncated, corrupted, not a flowdist checkpoint, another model — into a
-:class:`CheckpointError` that says which.
+:class:`CheckpointError` that says which. A SHA-256 digest of the contents, saved with them,
+catches corrupted bytes that torch's reader would load without complaint (tensor data);
+:meth:`Checkpoint.restore` says which entries do not fit a module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -39,6 +42,31 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     metadata: dict[str, Any]
 
+    def restore(self, module: torch.nn.Module) -> None:
+        """Load :attr:`state_dict` into ``module``; a :class:`CheckpointError` names the
+        missing, unexpected and differently shaped entries when ``module`` is not built like
+        the saved model (another kind, or another configuration)."""
+        own = module.state_dict()
+        problems = [
+            f"{what} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            for what, names in (
+                ("missing", sorted(set(own) - set(self.state_dict))),
+                ("unexpected", sorted(set(self.state_dict) - set(own))),
+            )
+            if names
+        ]
+        problems += [
+            f"{key} has shape {tuple(value.shape)}, the module's {tuple(own[key].shape)}"
+            for key, value in self.state_dict.items()
+            if key in own and value.shape != own[key].shape
+        ]
+        if problems:
+            raise CheckpointError(
+                f"checkpoint: the saved {self.model!r} does not fit this "
+                f"{type(module).__name__}: {'; '.join(problems)}"
+            )
+        module.load_state_dict(self.state_dict)
+
 
 _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
@@ -59,6 +87,33 @@ def _check_plain(value: Any, where: str) -> None:
             f"{where} is a {type(value).__name__}; a checkpoint holds only dicts, lists, tuples, "
             "strings, numbers, booleans, None and tensors"
         )
+
+
+def _digest(value: Any, h: Any) -> None:
+    """Feed plain data ``value`` (see :func:`_check_plain`) into the hash ``h``, canonically:
+    a tensor as its dtype, shape and bytes."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        h.update(f"tensor {t.dtype} {tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
+    elif isinstance(value, dict):
+        h.update(f"dict {len(value)};".encode())
+        for key, item in value.items():
+            h.update(f"{key!r}:".encode())
+            _digest(item, h)
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__} {len(value)};".encode())
+        for item in value:
+            _digest(item, h)
+    else:
+        h.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def _checksum(payload: dict[str, Any]) -> str:
+    """The SHA-256 digest of a payload's model, configuration, state and metadata."""
+    h = hashlib.sha256()
+    _digest([payload[k] for k in ("model", "config", "state_dict", "metadata")], h)
+    return h.hexdigest()
 
 
 def save_checkpoint(
@@ -84,6 +139,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
         "metadata": dict(metadata or {}),
     }
+    payload["checksum"] = _checksum(payload)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -130,6 +186,10 @@ def load_checkpoint(path: str | Path, *, model: str | Collection[str] | None = N
         raise CheckpointError(
             f"checkpoint: {str(path)!r} has format version {payload.get('version')}, "
             f"this flowdist reads version {VERSION}"
+        )
+    if "checksum" in payload and payload["checksum"] != _checksum(payload):
+        raise CheckpointError(
+            f"checkpoint: {str(path)!r} is corrupted: its contents do not match their checksum"
         )
     names = (model,) if isinstance(model, str) else model
     if names is not None and payload["model"] not in names:

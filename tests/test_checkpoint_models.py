@@ -3,9 +3,6 @@ format with a flow): damaged files, files of another model kind and states of an
 give a clear :class:`~flowdist.checkpoint.CheckpointError`; an interrupted save (the write
 failing midway) keeps the previous checkpoint — for :func:`~flowdist.checkpoint.save_checkpoint`
 and for the checkpoints of :func:`flowdist.vae.fit`.
-
-Strict xfails are defects in files their owners are changing, with the proposed patches ``P6``
-(``flowdist/vae/train.py``) and ``P7`` (``flowdist/checkpoint.py``) of the issue-7 report.
 """
 
 from __future__ import annotations
@@ -25,15 +22,6 @@ from torch import nn
 from flowdist.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from flowdist.ebm import BernoulliRBM, BoltzmannMachine, DeepBoltzmannMachine, GaussianRBM
 from flowdist.vae import VAE, ConditionalVAE, fit
-
-P6 = pytest.mark.xfail(
-    strict=True, reason="P6: flowdist/vae/train.py: fit saves and loads through flowdist.checkpoint"
-)
-P7 = pytest.mark.xfail(
-    strict=True,
-    reason="P7: flowdist/checkpoint.py: a checksum of the contents; Checkpoint.restore names "
-    "the missing, unexpected and mis-shaped entries",
-)
 
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "bm": lambda: BoltzmannMachine(6),
@@ -97,7 +85,6 @@ def _tensor_records(path: Path) -> list[tuple[int, int]]:
         return out
 
 
-@P7
 def test_corrupted_tensor_bytes(saved):
     """torch reads flipped bytes inside a tensor's data without complaint: the checkpoint must
     notice that the contents changed."""
@@ -118,7 +105,6 @@ def test_checkpoint_of_another_model_kind(tmp_path, kind, other):
         load_checkpoint(path, model=other)
 
 
-@P7
 @pytest.mark.parametrize(
     ("kind", "into", "message"),
     [
@@ -181,7 +167,6 @@ def _vae(seed: int = 1, hidden: tuple[int, ...] = (8,)) -> VAE:
     return VAE(6, 2, hidden=hidden, name="ckpt")
 
 
-@P6
 def test_fit_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "fit.pt"
     _fit(_vae(), path, epochs=1)
@@ -192,7 +177,6 @@ def test_fit_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert path.read_bytes() == before
 
 
-@P6
 def test_fit_refuses_a_damaged_checkpoint(tmp_path):
     path = tmp_path / "fit.pt"
     _fit(_vae(), path, epochs=1)
@@ -201,7 +185,6 @@ def test_fit_refuses_a_damaged_checkpoint(tmp_path):
         _fit(_vae(), path, epochs=2)
 
 
-@P6
 @pytest.mark.parametrize(
     ("save", "message"),
     [

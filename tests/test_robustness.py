@@ -74,14 +74,9 @@ def test_flow_log_prob_on_malformed_input(name, case):
     assert_clean_outcome(d.log_prob, x, "value", batch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FlowDistribution.log_prob validates the support (Tensor.item()) before the device "
-    "(flowdist/flows/core.py); owner of flowdist/flows to fix",
-)
 @pytest.mark.parametrize("name", sorted(FLOWS))
 def test_flow_log_prob_on_another_device(name):
-    assert_clean_outcome(FLOWS[name]().log_prob, on_another_device(DIM), "value", None)
+    assert_clean_outcome(FLOWS[name]()().log_prob, on_another_device(DIM), "value", None)
 
 
 @pytest.mark.parametrize("shape", [(-1,), (2.5,), ("a",)])

@@ -14,6 +14,8 @@ Markov kernel; this class turns them into :meth:`~UnnormalizedDistribution.log_p
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -22,6 +24,8 @@ from torch.distributions import Distribution
 
 from flowdist.ebm.partition import AnnealingPath, PartitionEstimate, ais
 from flowdist.mcmc.gibbs import PersistentChains, run_chain
+from flowdist.transforms.base import check_input
+from flowdist.validation import check_count, squares_finite
 
 __all__ = ["UnnormalizedDistribution"]
 
@@ -43,6 +47,8 @@ class UnnormalizedDistribution(nn.Module, Distribution):
     has_rsample = False
     #: Enumeration limit: exact log Z sums over at most 2**max_enumerable_units states.
     max_enumerable_units: int = 25
+    #: Set within :meth:`_trusted_inputs`.
+    _trusted: bool = False
 
     def __init__(self, event_size: int, *, validate_args: bool | None = None) -> None:
         nn.Module.__init__(self)
@@ -139,17 +145,48 @@ class UnnormalizedDistribution(nn.Module, Distribution):
             key.append((t.data_ptr(), t._version, t.dtype, t.device, float(flat @ ramp)))
         return tuple(key)
 
-    def _check(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        dtype = next(self.parameters()).dtype
-        if x.dtype != dtype:
-            raise TypeError(
-                f"x has dtype {x.dtype} but the model's parameters are {dtype}; convert one of "
-                f"them (model.to({dtype}) or x.to({dtype}))"
+    def _check(
+        self, x: Tensor, name: str = "x", *, rows: int | None = None, support: bool = False
+    ) -> None:
+        """Raise an error naming ``name`` unless ``x`` is a tensor of shape ``(..., event_size)``
+        with the parameters' dtype and device (:func:`~flowdist.transforms.base.check_input`) —
+        of shape ``(N, event_size)`` with ``N >= rows`` when ``rows`` is given — and in the
+        support (:meth:`_check_support`) when ``support`` is set, or ``validate_args`` outside
+        :meth:`_trusted_inputs`."""
+        if rows is not None and isinstance(x, Tensor):
+            if x.shape[1:] != self.event_shape or len(x) < rows:
+                raise ValueError(
+                    f"{name} must have shape (N, {self.event_shape[0]})"
+                    f"{f' with N >= {rows}' if rows else ''}, got {tuple(x.shape)}"
+                )
+        like = next(self.parameters())
+        check_input(name, x, tuple(self.event_shape), like.dtype, device=like.device)
+        if support or (self._validate_args and not self._trusted):
+            self._check_support(x, name)
+
+    def _check_support(self, x: Tensor, name: str = "x") -> None:
+        """Raise an error naming ``name`` unless every value of ``x`` lies in the support and
+        is finite with a square that does not overflow ``x``'s dtype
+        (:func:`~flowdist.validation.squares_finite`: energies of larger values cannot be
+        computed). Empty tensors pass (torch's own check fails on them)."""
+        if x.numel() and not bool(self.support.check(x).all() & squares_finite(x)):
+            raise ValueError(
+                f"{name} has values outside the model's support ({self.support}; finite, with "
+                f"squares that do not overflow): values range over "
+                f"[{float(x.min()):g}, {float(x.max()):g}]"
             )
-        if self._validate_args:
-            self._validate_sample(x)
+
+    @contextmanager
+    def _trusted_inputs(self) -> Iterator[None]:
+        """Within: :meth:`_check` checks the support only when asked to (as if
+        ``validate_args`` were off), for a training loop whose data were checked once and whose
+        chain states are the model's own — checking every mini-batch would cost a pass over it
+        and a device sync."""
+        self._trusted = True
+        try:
+            yield
+        finally:
+            self._trusted = False
 
     def free_energy(self, x: Tensor) -> Tensor:
         r"""The same as :meth:`energy` (the name used for latent-variable models)."""
@@ -194,7 +231,7 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         if method != "ais":
             raise ValueError(f"method must be 'ais', got {method!r}")
         if data is not None:
-            self._check(data)
+            self._check(data, "data", rows=0)
         for name, p in self.named_parameters():
             if not bool(torch.isfinite(p).all()):
                 raise FloatingPointError(f"cannot run AIS: parameter {name!r} is not finite")
@@ -227,7 +264,7 @@ class UnnormalizedDistribution(nn.Module, Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         r""":math:`\log p(x) = -E(x) - \log Z`, with the exact or estimated :math:`\log Z` (see
         :attr:`log_partition_method`)."""
-        self._check(value)
+        self._check(value, "value")
         log_z, _ = self._log_z()
         return self.unnormalized_log_prob(value) - log_z
 
@@ -248,16 +285,27 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         requested. With ``persistent=True`` the chains start where the previous persistent call
         left them (fresh the first time, or when ``num_chains`` changes), so ``burn_in`` can be
         small. Samples are correlated within a chain; they are only asymptotically exact.
+        An empty ``sample_shape`` (a zero in it) gives an empty tensor.
         """
+        if not isinstance(sample_shape, (tuple, list)) or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in sample_shape
+        ):
+            raise ValueError(
+                f"sample_shape must be a tuple of non-negative integers, got {sample_shape!r}"
+            )
         shape = torch.Size(sample_shape)
         total = math.prod(shape)
+        like = next(self.parameters())
+        if not total:
+            return like.new_zeros(shape + self.event_shape)
+        if num_chains is not None:
+            check_count("num_chains", num_chains, least=1)
         chains = total if num_chains is None else num_chains
-        if not isinstance(chains, int) or chains < 1 or total % chains:
+        if total % chains:
             raise ValueError(
                 f"num_chains must be a positive divisor of the number of samples {total}, "
                 f"got {num_chains!r}"
             )
-        like = next(self.parameters())
         with torch.no_grad():
             if persistent:
                 init = self._chains.get(chains, like, generator)

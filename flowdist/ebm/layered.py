@@ -39,6 +39,7 @@ from torch.distributions import constraints
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.partition import enumerate_log_sum_exp
 from flowdist.mcmc.gibbs import alternating_gibbs_sweep, bernoulli
+from flowdist.validation import check_float_dtype, check_number
 
 __all__ = ["LayeredBoltzmannMachine", "base_rate_logits"]
 
@@ -117,9 +118,14 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         validate_args: bool | None = None,
         compute_dtype: torch.dtype | None = None,
     ) -> None:
-        sizes = list(layer_sizes)
-        if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
+        sizes = list(layer_sizes) if isinstance(layer_sizes, Sequence) else []
+        if len(sizes) < 2 or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes
+        ):
             raise ValueError(f"layer_sizes must be >= 2 positive integers, got {layer_sizes!r}")
+        check_number("init_std", init_std, least=0.0)
+        check_float_dtype("dtype", dtype)
+        check_float_dtype("compute_dtype", compute_dtype)
         super().__init__(sizes[0], validate_args=validate_args)
         self.layer_sizes = tuple(sizes)
         self.compute_dtype = compute_dtype

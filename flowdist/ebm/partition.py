@@ -32,7 +32,7 @@ it on every rank.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from flowdist.distributed import bounds, context, gather_rows, sharded_randomness
+from flowdist.validation import check_count
 
 __all__ = [
     "AnnealingPath",
@@ -166,13 +167,22 @@ def salakhutdinov_murray_betas(
     )
 
 
-def _check_betas(betas: Tensor) -> Tensor:
+def _schedule(betas: Tensor | Sequence[float] | int) -> Tensor:
+    """The inverse temperatures given by ``betas``: the schedule itself, or a number ``>= 3``
+    of intermediate distributions for :func:`salakhutdinov_murray_betas`."""
+    if isinstance(betas, int) and not isinstance(betas, bool):
+        check_count("betas", betas, least=3)
+        return salakhutdinov_murray_betas(betas)
+    if isinstance(betas, (bool, str, bytes)) or not isinstance(betas, (Tensor, Sequence)):
+        raise TypeError(
+            f"betas must be a 1-D tensor or an integer >= 3, got {type(betas).__name__}"
+        )
     betas = torch.as_tensor(betas, dtype=torch.float64).cpu()
     if betas.dim() != 1 or betas.numel() < 2:
         raise ValueError(
             f"betas must be a 1-D tensor of >= 2 values, got shape {tuple(betas.shape)}"
         )
-    if betas[0] != 0.0 or betas[-1] != 1.0 or bool((betas.diff() <= 0).any()):
+    if betas[0] != 0.0 or betas[-1] != 1.0 or not bool((betas.diff() > 0).all()):  # nan too
         raise ValueError("betas must increase strictly from 0.0 to 1.0")
     return betas
 
@@ -210,7 +220,7 @@ def ais(
     ctx = context()
     if num_chains < ctx.world_size:
         raise ValueError(f"num_chains={num_chains} is less than the world size {ctx.world_size}")
-    schedule = salakhutdinov_murray_betas(betas) if isinstance(betas, int) else _check_betas(betas)
+    schedule = _schedule(betas)
     start, stop = bounds(num_chains, ctx)
     with sharded_randomness(num_chains, ctx=ctx):
         log_w = _log_weights(path, stop - start, schedule.tolist(), generator)

@@ -45,6 +45,8 @@ from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.layered import LayeredBoltzmannMachine
 from flowdist.ebm.partition import enumerate_log_sum_exp
 from flowdist.mcmc.gibbs import bernoulli
+from flowdist.transforms.base import check_dim
+from flowdist.validation import check_float_dtype, check_number
 
 __all__ = ["BernoulliRBM", "GaussianRBM"]
 
@@ -165,9 +167,18 @@ class GaussianRBM(UnnormalizedDistribution):
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        for name, n in (("num_visible", num_visible), ("num_hidden", num_hidden)):
-            if not isinstance(n, int) or n < 1:
-                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        check_dim("num_visible", num_visible)
+        check_dim("num_hidden", num_hidden)
+        check_number("init_std", init_std, least=0.0)
+        check_number("min_sigma", min_sigma, positive=True)
+        check_float_dtype("dtype", dtype)
+        if not isinstance(sigma, Tensor):
+            check_number("sigma", sigma, positive=True)
+        elif sigma.shape not in ((), (1,), (num_visible,)):
+            raise ValueError(
+                f"sigma must be a number or a tensor of shape ({num_visible},), "
+                f"got shape {tuple(sigma.shape)}"
+            )
         super().__init__(num_visible, validate_args=validate_args)
         kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         self.num_visible, self.num_hidden = num_visible, num_hidden

@@ -52,6 +52,8 @@ from flowdist.distributed import (
 )
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.mcmc.gibbs import PersistentChains
+from flowdist.transforms.base import check_dim
+from flowdist.validation import check_number
 
 __all__ = ["TrainingHistory", "train_cd"]
 
@@ -72,9 +74,10 @@ class TrainingHistory:
 
 def _at(schedule: Schedule, epoch: int, name: str) -> float:
     value = schedule(epoch) if callable(schedule) else schedule
-    if not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r} at epoch {epoch}")
-    return float(value)
+    try:
+        return check_number(name, value, least=0.0)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{err} at epoch {epoch}") from None
 
 
 def _check_finite(model: UnnormalizedDistribution, state: Any, epoch: int, lr: float) -> None:
@@ -90,17 +93,9 @@ def _check_finite(model: UnnormalizedDistribution, state: Any, epoch: int, lr: f
 
 
 def check_data(model: UnnormalizedDistribution, data: Tensor) -> None:
-    """Raise unless ``data`` is a ``(N, event_size)`` tensor in the model's support and dtype."""
-    if not isinstance(data, Tensor):
-        raise TypeError(f"data must be a torch.Tensor, got {type(data).__name__}")
-    size = model.event_shape[0]
-    if data.dim() != 2 or data.shape[1] != size:
-        raise ValueError(f"data must have shape (N, {size}), got {tuple(data.shape)}")
-    dtype = next(model.parameters()).dtype
-    if data.dtype != dtype:
-        raise TypeError(f"data has dtype {data.dtype} but the model's parameters are {dtype}")
-    if not bool(model.support.check(data).all()):
-        raise ValueError(f"data has values outside the model's support {model.support}")
+    """Raise unless ``data`` is a non-empty ``(N, event_size)`` tensor of the model's dtype and
+    device in its support (checked whatever ``validate_args``: training needs it)."""
+    model._check(data, "data", rows=1, support=True)
 
 
 def _check_world(sizes: dict[str, int], ctx: DistributedContext) -> None:
@@ -166,8 +161,14 @@ def train_cd(
     """
     check_data(model, data)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_dim(name, value)
+    if num_chains is not None:
+        check_dim("num_chains", num_chains)
+    check_number("weight_decay", weight_decay, least=0.0)
+    if max_seconds is not None:
+        check_number("max_seconds", max_seconds, least=0.0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     ctx = context()
     num_chains = num_chains or batch_size
     sizes = {"len(data)": len(data), "batch_size": batch_size}
@@ -191,7 +192,7 @@ def train_cd(
         device = getattr(generator, "device", None)  # randperm needs a CUDA generator's device
         order = torch.randperm(n, generator=generator, device=device).to(data.device)
         broadcast(order, ctx=ctx)  # rank 0's order, even if the ranks' generators differ
-        with torch.no_grad():
+        with torch.no_grad(), model._trusted_inputs():  # data checked above
             for i in range(0, n, batch_size):
                 batch = data.index_select(0, order[i : i + batch_size])
                 grads, state = _gradient(model, batch, k, chains, num_chains, generator, ctx)

@@ -124,7 +124,8 @@ class FlowDistribution(pdist.TransformedDistribution):
         return loc + noise * normal.scale
 
     def log_prob(self, value: Tensor) -> Tensor:
-        check_input("value", value, tuple(self.event_shape), self.base_dist.mean.dtype)
+        like = self.base_dist.mean
+        check_input("value", value, tuple(self.event_shape), like.dtype, device=like.device)
         if not value.numel():  # an empty batch (torch's reductions reject it)
             return value.new_zeros(value.shape[: value.dim() - len(self.event_shape)])
         if self._validate_args:

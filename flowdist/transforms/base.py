@@ -82,18 +82,18 @@ def check_input(
     if x.dim() < n or tuple(x.shape[x.dim() - n :]) != tuple(event_shape):
         raise ValueError(
             f"{name} must have shape (..., {', '.join(map(str, event_shape))}) "
-            f"(event shape {tuple(event_shape)}), got {tuple(x.shape)}"
+            f"(event_shape {tuple(event_shape)}), got {tuple(x.shape)}"
         )
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
     if dtype is not None and x.dtype != dtype:
         raise TypeError(
-            f"{name} has dtype {x.dtype} but the transform's parameters are {dtype}; "
-            f"convert one of them (e.g. module.to({dtype}) or x.to({dtype}))"
+            f"{name} has dtype {x.dtype} but the module's parameters are {dtype}; "
+            f"convert one of them (e.g. module.to({dtype}) or {name}.to({dtype}))"
         )
     if device is not None and x.device != device:
         raise ValueError(
-            f"{name} is on device {x.device} but the transform's parameters are on {device}"
+            f"{name} is on device {x.device} but the module's parameters are on {device}"
         )
     if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} has non-finite values (nan or inf)")

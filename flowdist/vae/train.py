@@ -28,7 +28,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import torch
 from pyro.infer import Trace_ELBO
 from torch import Tensor
 
+from flowdist.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from flowdist.distributed import (
     DistributedContext,
     all_reduce_mean,
@@ -48,6 +49,7 @@ from flowdist.distributed import (
 )
 from flowdist.transforms.base import check_dim
 from flowdist.vae.evaluate import importance_log_likelihood
+from flowdist.validation import check_count, check_number
 
 __all__ = ["FitResult", "fit", "training_step", "validation_elbo"]
 
@@ -115,6 +117,40 @@ def _validate(
     return float(all_reduce_mean([mean], weight=len(part[0]), ctx=ctx)[0])
 
 
+def _tensors(name: str, value: Any) -> tuple[Tensor, ...]:
+    """``value`` (a tensor or a sequence of them) as a tuple of tensors with the same positive
+    number of rows; an error naming ``name`` otherwise."""
+    items = (value,) if isinstance(value, Tensor) else value
+    if not isinstance(items, (tuple, list)) or not all(
+        isinstance(t, Tensor) and t.dim() for t in items
+    ):
+        raise TypeError(
+            f"{name} must be a tensor or a sequence of tensors with rows, "
+            f"got {type(value).__name__}"
+        )
+    rows = [len(t) for t in items]
+    if not items or min(rows) != max(rows) or not rows[0]:
+        raise ValueError(
+            f"{name} must hold tensors with the same number (>= 1) of rows, got {rows}"
+        )
+    return tuple(items)
+
+
+def _save(
+    checkpoint: str | Path,
+    module: Any,
+    optimizer: torch.optim.Optimizer,
+    result: FitResult,
+    best_state: Any,
+) -> None:
+    """Atomically write the module, the optimizer (its state keyed by strings, as a checkpoint
+    requires), the result and the best state to ``checkpoint``."""
+    opt = optimizer.state_dict()
+    opt = {**opt, "state": {str(k): v for k, v in opt["state"].items()}}
+    metadata = {"optimizer": opt, "result": asdict(result), "best_state": best_state}
+    save_checkpoint(checkpoint, type(module).__name__, {}, module, metadata)
+
+
 def _resume(
     checkpoint: str | Path | None,
     module: Any,
@@ -122,17 +158,25 @@ def _resume(
     ctx: DistributedContext,
 ) -> tuple[FitResult, Any]:
     """The saved result and best state, after loading the module and the optimizer from
-    ``checkpoint`` (read by rank 0, sent to every rank); a fresh result without the file."""
-    saved = None
+    ``checkpoint`` (read by rank 0, sent to every rank); a fresh result without the file.
+    A file that cannot be read, or that holds another model, raises a
+    :class:`~flowdist.checkpoint.CheckpointError` on every rank."""
+    saved: Any = None
     if checkpoint is not None and ctx.is_main and Path(checkpoint).is_file():
-        saved = torch.load(checkpoint, weights_only=False)
+        try:
+            saved = load_checkpoint(checkpoint, model=type(module).__name__)
+        except CheckpointError as err:
+            saved = err
     saved = broadcast_object(saved, ctx)
+    if isinstance(saved, CheckpointError):
+        raise saved
     if saved is None:
         broadcast(*module.state_dict().values(), ctx=ctx)
         return FitResult(), None
-    module.load_state_dict(saved["module"])
-    optimizer.load_state_dict(saved["optimizer"])
-    return saved["result"], saved["best_state"]
+    saved.restore(module)
+    opt = saved.metadata["optimizer"]
+    optimizer.load_state_dict({**opt, "state": {int(k): v for k, v in opt["state"].items()}})
+    return FitResult(**saved.metadata["result"]), saved.metadata["best_state"]
 
 
 def fit(
@@ -162,16 +206,30 @@ def fit(
             the best parameters (needs ``valid``).
         score: a mean per example (under ``torchrun`` each rank scores its share of ``valid``).
         checkpoint: a file path; the module, optimizer and history are saved there after every
-            epoch, and training resumes from it when it exists.
+            epoch (atomically, by :func:`flowdist.checkpoint.save_checkpoint`), and training
+            resumes from it when it exists; a damaged file, or one of another model, raises
+            :class:`~flowdist.checkpoint.CheckpointError`.
         seed: seeds the minibatch order and ``pyro.set_rng_seed``.
         progress: show a ``tqdm`` progress bar.
 
     Runs unchanged under ``torchrun`` (see the module docstring).
     """
-    data = (data,) if isinstance(data, Tensor) else tuple(data)
-    valid = (valid,) if isinstance(valid, Tensor) else valid
+    if not isinstance(module, torch.nn.Module) or not hasattr(module, "training_loss"):
+        raise TypeError(f"module must be a flowdist VAE, got {type(module).__name__}")
+    data = _tensors("data", data)
+    valid = None if valid is None else _tensors("valid", valid)
     check_dim("epochs", epochs)
     check_dim("batch_size", batch_size)
+    check_number("lr", lr, least=0.0)
+    check_count("seed", seed)
+    if seed + epochs >= 2**32:
+        raise ValueError(
+            f"seed + epochs must be below 2**32 (numpy's seeds), got seed={seed}, epochs={epochs}"
+        )
+    if patience is not None:
+        check_count("patience", patience)
+    if loss is not None and not callable(getattr(loss, "differentiable_loss", None)):
+        raise TypeError(f"loss must be a Pyro ELBO or IWAE_ELBO, got {type(loss).__name__}")
     if patience is not None and valid is None:
         raise ValueError("patience: early stopping needs valid data")
     ctx = context()
@@ -213,8 +271,7 @@ def fit(
         if progress and ctx.is_main:
             epochs_iter.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch"})
         if checkpoint is not None and ctx.is_main:
-            state = {"module": module.state_dict(), "optimizer": optimizer.state_dict()}
-            torch.save({**state, "result": result, "best_state": best_state}, checkpoint)
+            _save(checkpoint, module, optimizer, result, best_state)
     if patience is not None and best_state is not None:
         module.load_state_dict(best_state)
     module.eval()

@@ -12,6 +12,7 @@ from flowdist.ebm import (
     BernoulliRBM,
     BoltzmannMachine,
     DeepBoltzmannMachine,
+    GaussianRBM,
     UnnormalizedDistribution,
     train_cd,
 )
@@ -196,6 +197,32 @@ def test_bfloat16_products_and_time_budget(digits):
     train_cd(rbm, digits.train_x, epochs=10, batch_size=20, lr=0.05, generator=g)
     assert rbm.weight.dtype == torch.float32  # mixed precision: parameters keep their dtype
     assert rbm.log_prob(digits.test_x).mean().item() > before + 15
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: GaussianRBM(4, 3), lambda: DeepBoltzmannMachine((4, 3, 2))],
+    ids=["grbm", "dbm"],
+)
+def test_train_cd_checks_the_support_once(build, monkeypatch):
+    """The support check (a pass over the values and a device sync) runs once per call, on the
+    whole data — not on every mini-batch and chain state (these models' statistics go through
+    their checked energies and mean-field posteriors)."""
+    model = build()
+    checked = []
+    real = UnnormalizedDistribution._check_support
+
+    def check_support(self, x, name="x"):
+        checked.append(name)
+        real(self, x, name)
+
+    monkeypatch.setattr(UnnormalizedDistribution, "_check_support", check_support)
+    for persistent in (False, True):
+        checked.clear()
+        train_cd(model, torch.zeros(8, 4), epochs=2, batch_size=2, persistent=persistent)
+        assert checked == ["data"]
+    model.energy(torch.zeros(2, 4))  # outside training the checks are back
+    assert checked == ["data", "x"]
 
 
 @pytest.mark.parametrize("fused", [True, False])
