@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Transform
 
 from flowdist.flows.core import Flow, StandardBase, StandardNormal
+from flowdist.flows.glow import multiscale_shape
 from flowdist.transforms.base import check_dim
 from flowdist.transforms.coupling import (
     AdditiveCouplingTransform,
@@ -160,18 +161,8 @@ class MultiscaleRealNVP(Flow):
         *,
         data_transforms: Sequence[Transform] = (),
     ) -> None:
-        shape = tuple(image_shape)
-        if len(shape) != 3:
-            raise ValueError(f"image_shape must be (C, H, W), got {shape}")
-        for n in shape:
-            check_dim("image_shape", n)
         check_dim("levels", levels)
-        size = 2 ** (levels - 1)
-        if shape[1] % size or shape[2] % size:
-            raise ValueError(
-                f"image_shape: H and W must be divisible by 2**(levels - 1) = {size} for "
-                f"{levels} scales, got {shape}"
-            )
+        shape = multiscale_shape(image_shape, squeezes=levels - 1)
         top = _realnvp_scale(shape, shape[0], levels, hidden)
         super().__init__([top, *data_transforms], StandardNormal(*shape))
 

@@ -24,7 +24,24 @@ from flowdist.transforms.glow import (
     MultiscaleTransform,
 )
 
-__all__ = ["Glow", "glow_step"]
+__all__ = ["Glow", "glow_step", "multiscale_shape"]
+
+
+def multiscale_shape(image_shape: Sequence[int], squeezes: int) -> tuple[int, int, int]:
+    """``image_shape`` as a ``(C, H, W)`` tuple, checked: positive sizes, :math:`H` and
+    :math:`W` divisible by :math:`2^\text{squeezes}`."""
+    shape = tuple(image_shape)
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (C, H, W), got {shape}")
+    for n in shape:
+        check_dim("image_shape", n)
+    size = 2**squeezes
+    if shape[1] % size or shape[2] % size:
+        raise ValueError(
+            f"image_shape: H and W must be divisible by 2**{squeezes} = {size} for {squeezes} "
+            f"squeezes, got {shape}"
+        )
+    return shape
 
 
 def glow_step(
@@ -98,18 +115,8 @@ class Glow(Flow):
         generator: torch.Generator | None = None,
         data_transforms: Sequence[Transform] = (),
     ) -> None:
-        shape = tuple(image_shape)
-        if len(shape) != 3:
-            raise ValueError(f"image_shape must be (C, H, W), got {shape}")
         check_dim("levels", levels)
         check_dim("steps", steps)
-        for n in shape:
-            check_dim("image_shape", n)
-        size = 2**levels
-        if shape[1] % size or shape[2] % size:
-            raise ValueError(
-                f"image_shape: H and W must be divisible by 2**levels = {size} for {levels} "
-                f"squeezes, got {shape}"
-            )
+        shape = multiscale_shape(image_shape, squeezes=levels)
         top = _level(shape, shape[0], levels, steps, hidden, lu, generator)
         super().__init__([top, *data_transforms], StandardNormal(*shape))
