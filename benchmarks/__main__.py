@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -421,13 +420,12 @@ def is_current(page: Path) -> bool:
 
 def rerun(chosen: list[Comparison], data: Path | None) -> bool:
     """Run each comparison's script from the repository root; whether all succeeded."""
-    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ}  # see benchmarks/ebm/speed.py
     ok = True
     for c in chosen:
         argv = [a.replace("{data}", str(data)) for a in c.argv]
         print(f"== {c.name}: python {' '.join(argv)}", flush=True)
         start = time.perf_counter()
-        status = subprocess.run([sys.executable, *argv], cwd=HERE.parent, env=env).returncode
+        status = subprocess.run([sys.executable, *argv], cwd=HERE.parent).returncode
         print(f"== {c.name}: exit {status} after {time.perf_counter() - start:.0f} s", flush=True)
         ok &= status == 0
     return ok

@@ -7,12 +7,13 @@ float32 data — its fastest — and on float64 data — what it gets from a def
 one epoch each per block; blocks during which other processes used the CPU are dropped
 (:func:`benchmarks.timing.interleave`); medians and ratios of medians come from the same run.
 
-    OMP_WAIT_POLICY=PASSIVE python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz \
-        --threads 2 --blocks 5
+    python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz --threads 2 --blocks 5
 
-On a shared, oversubscribed machine set ``OMP_WAIT_POLICY=PASSIVE`` (before torch starts): with
-the default policy torch's OpenMP threads spin-wait at every parallel region for a sibling that
-the OS has descheduled, which made a two-thread epoch 10-30x slower here.
+Run it on a quiet machine with OpenMP's default wait policy. On an oversubscribed machine the
+default policy makes torch's threads spin-wait for a sibling the OS has descheduled (a
+two-thread epoch became 10-30x slower here), and ``OMP_WAIT_POLICY=PASSIVE`` (set before torch
+starts) avoids that at the price of a wake-up per parallel region: with it a two-thread epoch
+was slower than a one-thread one even on a quiet machine.
 """
 
 from __future__ import annotations
