@@ -1,4 +1,7 @@
-"""Shared plumbing of the budgeted reproduction scripts: arguments, seeding, result lines."""
+"""Shared plumbing of the budgeted reproduction scripts: arguments, seeding, result lines.
+
+Budgets are process CPU time (``time.process_time``) at one thread by default: what a busy
+shared machine cannot inflate, unlike wall-clock time."""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ def budget_parser(description: str, data_help: str, minutes: float) -> argparse.
     """Arguments every script takes: the data path, the training budget, threads, output."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("data", type=Path, help=data_help)
-    parser.add_argument("--minutes", type=float, default=minutes, help="training budget")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--minutes", type=float, default=minutes, help="training budget, process CPU minutes"
+    )
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="append a JSON line here")
     return parser
 

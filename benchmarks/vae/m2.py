@@ -8,7 +8,7 @@ lr 1e-3 for the short budget. Every batch of 128 holds labelled rows in
 proportion: the labelled rows are repeated until they make up about 1/5 of the training rows
 (labelled points are oversampled, as in Pyro's example, which interleaves labelled batches).
 
-    python -m benchmarks.vae.m2 /work/shared/data/mnist.npz --labels 100 --minutes 4
+    python -m benchmarks.vae.m2 /work/shared/data/mnist.npz --labels 100 --minutes 30
 
 References (test accuracy): Pyro's example .9319 / .9437 / .9487 / .9582 and Kingma et al.
 88.0 % / 95.1 % / 96.4 % / 96.1 % for 100 / 600 / 1000 / 3000 labels.
@@ -28,7 +28,7 @@ from flowdist.vae.train import fit
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = budget_parser(__doc__.splitlines()[0], "mnist.npz", minutes=4.0)
+    parser = budget_parser(__doc__.splitlines()[0], "mnist.npz", minutes=30.0)
     parser.add_argument("--labels", type=int, default=100)
     args = parser.parse_args(argv)
     seed_everything(args.threads)
@@ -50,19 +50,19 @@ def main(argv: list[str] | None = None) -> None:
     x_all, y_all = x_all[order], y_all[order]
     m2 = SemiSupervisedVAE(784, 10, 50, hidden=(500,))
     loss = TraceEnum_ELBO(max_plate_nesting=1)
-    start, epochs, history = time.perf_counter(), 0, []
-    while time.perf_counter() - start < 60 * args.minutes:
+    start, epochs, history = time.process_time(), 0, []
+    while time.process_time() - start < 60 * args.minutes:
         # one pass over a random fifth of the rows at a time, so the budget is met closely
         part = torch.randperm(len(x_all), generator=g)[: len(x_all) // 5]
         fit(m2, (x_all[part], y_all[part]), epochs=1, batch_size=128, loss=loss, seed=epochs)
         epochs += 1
         acc = float((m2.classify(test_x) == data.test_y).float().mean())
         history.append(round(acc, 4))
-        print(f"fifth-epoch {epochs} {time.perf_counter() - start:.0f}s test acc {acc:.4f}")
+        print(f"fifth-epoch {epochs} {time.process_time() - start:.0f} CPU s test acc {acc:.4f}")
     row = {
         "labels": args.labels,
         "fifth_epochs": epochs,
-        "train_minutes": round((time.perf_counter() - start) / 60, 2),
+        "train_cpu_minutes": round((time.process_time() - start) / 60, 2),
         "threads": args.threads,
         "test_accuracy": history[-1],
         "history": history,
