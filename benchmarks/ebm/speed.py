@@ -23,6 +23,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from sklearn.neural_network import BernoulliRBM as SklearnRBM
@@ -63,6 +64,14 @@ def epoch_call(path: str, name: str, seed: int = 0) -> Callable[[], object]:
     return epoch
 
 
+def replace_memory(out: Path, threads: int, memory: dict) -> None:
+    """Put ``memory`` into the latest row of ``out`` timed with ``threads`` threads."""
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    latest = max(i for i, row in enumerate(rows) if row.get("threads") == threads)
+    rows[latest]["memory"] = memory
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("data", help="path to binarized_mnist.npz")
@@ -71,8 +80,22 @@ def main() -> None:
     parser.add_argument("--max-other", type=float, default=0.25)
     parser.add_argument("--ais-repeats", type=int, default=1)
     parser.add_argument("--out", default=None, help="append a JSON line here")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="measure the memory peaks only, into the latest row of --out with these threads",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    memory = functools.partial(
+        memory_record,
+        ((EPOCH, name, functools.partial(epoch_call, args.data, name)) for name in COMPETITORS),
+        call="one PCD-1 epoch",
+        threads=args.threads,
+    )
+    if args.memory_only:
+        replace_memory(Path(args.out), args.threads, memory())
+        return
     calls = {name: epoch_call(args.data, name) for name in COMPETITORS}
     with threadpool_limits(args.threads):
         t = interleave(calls, blocks=args.blocks, calls=1, warmup=1, max_other=args.max_other)
@@ -85,11 +108,6 @@ def main() -> None:
             start = time.perf_counter()
             est = rbm.estimate_log_partition(num_chains=100, betas=14500, data=x, generator=gen)
             ais_times.append(time.perf_counter() - start)
-    memory = memory_record(
-        ((EPOCH, name, functools.partial(epoch_call, args.data, name)) for name in COMPETITORS),
-        call="one PCD-1 epoch",
-        threads=args.threads,
-    )
     row = {
         "command": command_line(),
         "machine": machine_summary(),
@@ -104,7 +122,7 @@ def main() -> None:
         "ais_seconds": ais_times,
         "ais_log_z": est.log_z,
         "ais_std_error": est.std_error,
-        "memory": memory,
+        "memory": memory(),
     }
     print(json.dumps(row), flush=True)
     if args.out:

@@ -169,12 +169,24 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         is finite with a square that does not overflow ``x``'s dtype
         (:func:`~flowdist.validation.squares_finite`: energies of larger values cannot be
         computed). Empty tensors pass (torch's own check fails on them)."""
-        if x.numel() and not bool(self.support.check(x).all() & squares_finite(x)):
+        if x.numel() and not self._in_support(x):
             raise ValueError(
                 f"{name} has values outside the model's support ({self.support}; finite, with "
                 f"squares that do not overflow): values range over "
                 f"[{float(x.min()):g}, {float(x.max()):g}]"
             )
+
+    def _in_support(self, x: Tensor) -> bool:
+        """Whether every row of ``x`` lies in the support (and, for a real support, is finite
+        with a square that does not overflow), checked in chunks of about a million values so
+        that checking a whole data set needs no data-sized temporaries."""
+        rows = x.reshape(-1, *self.event_shape) if x.dim() > 1 else x.reshape(1, -1)
+        real = not self.support.is_discrete
+        ok = [
+            self.support.check(chunk).all() & (squares_finite(chunk) if real else True)
+            for chunk in rows.split(max(1, (1 << 20) // max(1, rows[0].numel())))
+        ]
+        return bool(torch.stack(ok).all())
 
     @contextmanager
     def _trusted_inputs(self) -> Iterator[None]:
