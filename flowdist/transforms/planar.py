@@ -80,13 +80,16 @@ def constrain_u(u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
     :math:`1 + w^\top \hat u = 1 + m(w^\top u) = \operatorname{softplus}(w^\top u)` is returned in
     that form (floored at the smallest normal number), not as :math:`1 + w^\top\hat u` rounded:
     that keeps it positive, so the step stays invertible in floating point, even for
-    :math:`w^\top u \ll 0`. For :math:`w = 0` the step is a translation and it is exactly 1.
+    :math:`w^\top u \ll 0`. For :math:`w = 0` (or :math:`\lVert w \rVert^2` below the smallest
+    normal number) :math:`\hat u = u`, the step is a translation and it is exactly 1.
     """
     tiny = torch.finfo(w.dtype).tiny
     wu, w_sq = _dot(u, w), _dot(w, w)
     softplus = F.softplus(wu)
-    u_hat = u + ((softplus - 1 - wu) / w_sq.clamp_min(tiny)).unsqueeze(-1) * w
-    one_plus_c = torch.where(w_sq >= tiny, softplus.clamp_min(tiny), 1 + _dot(u_hat, w))
+    nonzero = w_sq >= tiny  # a subnormal |w|^2 counts as w = 0: u is then left as it is
+    shift = torch.where(nonzero, (softplus - 1 - wu) / w_sq.clamp_min(tiny), 0.0)
+    u_hat = u + shift.unsqueeze(-1) * w
+    one_plus_c = torch.where(nonzero, softplus.clamp_min(tiny), 1 + _dot(u_hat, w))
     return u_hat, one_plus_c
 
 

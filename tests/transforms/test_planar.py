@@ -28,8 +28,10 @@ def test_constrained_u_keeps_the_step_invertible(u, w):
         atol=1e-9 * (1 + u_hat.abs().max()) * (1 + w.abs().max()),
         rtol=1e-9,
     )
-    if (w * w).sum() > 0:
+    if (w * w).sum() >= torch.finfo(w.dtype).tiny:
         torch.testing.assert_close(one_plus_c, F.softplus(w @ u))  # 1 + m(w^T u)
+    else:  # w = 0 within the normal range: a translation, u unchanged
+        assert torch.equal(u_hat, u) and one_plus_c == 1
 
 
 def test_planar_log_det_matches_the_closed_form():
