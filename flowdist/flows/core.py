@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import pyro.distributions as pdist
 import torch
 from torch import Size, Tensor, nn
-from torch.distributions import Distribution, Independent, Normal, Transform
+from torch.distributions import ComposeTransform, Distribution, Independent, Normal, Transform
 
 from flowdist.transforms.base import (
     ConditionalModule,
@@ -74,12 +74,50 @@ class _DiagonalNormal(Independent):
         return -0.5 * sum_rightmost(z.square(), n) - const
 
 
+class _Composition(ComposeTransform):
+    """The composition of ``parts`` with its domain and codomain computed once (torch's
+    :class:`~torch.distributions.ComposeTransform` recomputes them, in a loop over the parts,
+    at every access: five times while a :class:`FlowDistribution` is built)."""
+
+    domain = codomain = None  # instance attributes here, not torch's properties
+
+    def __init__(self, parts: list[Transform]) -> None:
+        super().__init__(parts)
+        self.domain = ComposeTransform.domain.fget(self)
+        self.codomain = ComposeTransform.codomain.fget(self)
+
+
 class FlowDistribution(pdist.TransformedDistribution):
     r"""A :class:`~torch.distributions.TransformedDistribution` with fused passes.
 
     :meth:`rsample_and_log_prob` draws :math:`x` and :math:`\log p(x)` in the forward pass alone
     (no inverse), and :meth:`log_prob` evaluates data through the inverses in one pass each.
     """
+
+    def __init__(
+        self,
+        base_distribution: Distribution,
+        transforms: Transform | list[Transform],
+        validate_args: bool | None = None,
+    ) -> None:
+        composition = transforms if isinstance(transforms, _Composition) else None
+        if composition is None and isinstance(transforms, list):
+            if not all(isinstance(t, Transform) for t in transforms):
+                raise ValueError("transforms must be a Transform or a list of Transforms")
+            composition = _Composition(transforms)
+        # torch derives the shapes from the composition (one part: cheap), then the fused
+        # passes run over the parts themselves
+        super().__init__(
+            base_distribution, transforms if composition is None else composition, validate_args
+        )
+        if composition is not None:
+            self.transforms = list(composition.parts)
+
+    def expand(
+        self, batch_shape: Size | tuple[int, ...], _instance: FlowDistribution | None = None
+    ) -> FlowDistribution:
+        new = self._get_checked_instance(FlowDistribution, _instance)
+        return super().expand(batch_shape, _instance=new)
 
     def rsample_and_log_prob(
         self,
@@ -199,7 +237,14 @@ class Flow(nn.Module):
     ) -> FlowDistribution:
         if self.conditional and context is None:
             raise ValueError("context: this flow is conditional; call it as flow(context)")
-        transforms = [t(context) if isinstance(t, ConditionalModule) else t for t in self._all]
+        if self.conditional:
+            transforms = _Composition(
+                [t(context) if isinstance(t, ConditionalModule) else t for t in self._all]
+            )
+        else:  # the same transforms at every call: their composition is built once
+            if self.__dict__.get("_composition") is None:
+                self.__dict__["_composition"] = _Composition(self._all)
+            transforms = self._composition
         base = self.base(context)
         if context is not None and base.batch_shape == ():
             base = base.expand(context.shape[:-1])

@@ -36,6 +36,11 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Transform, constraints
 from torch.distributions.transforms import _InverseTransform
+from torch.nn.modules.module import (
+    register_module_buffer_registration_hook,
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+)
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from flowdist.nn import MLP
@@ -62,6 +67,22 @@ def _count_optimizer_step(optimizer: Any, args: Any, kwargs: Any) -> None:
 
 
 register_optimizer_step_post_hook(_count_optimizer_step)
+
+#: Bumped whenever any module registers a parameter, buffer or submodule (``setattr``,
+#: ``register_*``, ``add_module``): a bijector's list of its submodules is rebuilt after that.
+_module_structure = [0]
+
+
+def _count_registration(module: nn.Module, name: str, value: Any) -> None:
+    _module_structure[0] += 1
+
+
+for _register in (
+    register_module_buffer_registration_hook,
+    register_module_module_registration_hook,
+    register_module_parameter_registration_hook,
+):
+    _register(_count_registration)
 
 
 def check_input(
@@ -168,27 +189,36 @@ class Bijector(Transform, nn.Module):
             value = torch.rand(shape, generator=generator) * 2 * bound - bound
             setattr(self, name, nn.Parameter(value))
 
-    def state_tensors(self) -> Iterable[Tensor]:
-        """The tensors the transform's value depends on (the cache key watches them)."""
+    def state_tensors(self) -> tuple[Tensor, ...]:
+        """The tensors the transform's value depends on (the cache key watches them): the
+        ``param_names`` attributes, or every parameter and buffer of the module tree.
+
+        The modules' non-empty parameter and buffer dicts are listed once, and again only after
+        some module registered a parameter, buffer or submodule; each call reads those dicts
+        afresh, so tensors swapped into them (``.to()``, ``torch.func.functional_call``)
+        are seen. This keeps the per-call cost of the cache key and of the input checks to a
+        few dict reads instead of two traversals of ``named_modules``.
+        """
         if self.param_names:
             return tuple(getattr(self, name) for name in self.param_names)
-        return itertools.chain(self.parameters(), self.buffers())
+        listed = self.__dict__.get("_module_list")
+        if listed is None or listed[0] != _module_structure[0]:
+            members = (d for m in self.modules() for d in (m._parameters, m._buffers))
+            listed = (_module_structure[0], tuple(d for d in members if d))
+            self.__dict__["_module_list"] = listed
+        return tuple(t for d in listed[1] for t in d.values() if t is not None)
 
     @property
     def dtype(self) -> torch.dtype | None:
         """The dtype of the transform's floating-point state, which inputs must have (``None``
         for a transform without one: it takes any floating dtype)."""
-        for t in self.state_tensors():
-            if t.is_floating_point():
-                return t.dtype
-        return None
+        return _dtype_of(self.state_tensors())
 
     @property
     def device(self) -> torch.device | None:
         """The device of the transform's state (inputs must be there), if it has state."""
-        for t in self.state_tensors():
-            return t.device
-        return None
+        state = self.state_tensors()
+        return state[0].device if state else None
 
     def _check_output(self, name: str, value: Tensor, ladj: Tensor) -> None:
         if bool(torch.isfinite(value).all()) and bool(torch.isfinite(ladj).all()):
@@ -204,8 +234,9 @@ class Bijector(Transform, nn.Module):
         )
 
     # ---------------------------------------------------------------- public, cached
-    def _key(self) -> tuple[Any, ...]:
-        return (_optimizer_step[0], *((t._version, t.data_ptr()) for t in self.state_tensors()))
+    def _key(self, state: Sequence[Tensor] | None = None) -> tuple[Any, ...]:
+        state = self.state_tensors() if state is None else state
+        return (_optimizer_step[0], *((t._version, t.data_ptr()) for t in state))
 
     def _lookup(self, x: Tensor | None, y: Tensor | None) -> tuple[Tensor, Tensor, Tensor] | None:
         """The cached triple if it answers this query: ``x`` (forward) must be an input the
@@ -222,9 +253,21 @@ class Bijector(Transform, nn.Module):
             hit = y is cy and forward
         return (cx, cy, ladj) if hit and key == self._key() else None
 
-    def _store(self, x: Tensor, y: Tensor, ladj: Tensor, forward: bool) -> None:
+    def _store(
+        self, x: Tensor, y: Tensor, ladj: Tensor, forward: bool, state: Sequence[Tensor]
+    ) -> None:
         if self._cache_size:
-            self._cache = (x, y, ladj, forward, self._key())
+            self.__dict__["_cache"] = (x, y, ladj, forward, self._key(state))
+
+    def _checked(
+        self, name: str, value: Tensor, shape: tuple[int, ...], finite: bool
+    ) -> tuple[Tensor, ...]:
+        """Check an input (:func:`check_input` against the state's dtype and device) and
+        return the state tensors, read once per call."""
+        state = self.state_tensors()
+        device = state[0].device if state else None
+        check_input(name, value, shape, _dtype_of(state), device=device, finite=finite)
+        return state
 
     def call_and_ladj(self, x: Tensor, *, validate: bool | None = None) -> tuple[Tensor, Tensor]:
         r"""Return :math:`y = f(x)` and :math:`\log|\det \partial y / \partial x|` (batch shape).
@@ -235,11 +278,11 @@ class Bijector(Transform, nn.Module):
         if hit is not None:
             return hit[1], hit[2]
         validate = Distribution._validate_args if validate is None else validate
-        check_input("x", x, self.event_shape, self.dtype, device=self.device, finite=validate)
+        state = self._checked("x", x, self.event_shape, validate)
         y, ladj = self._call_and_ladj(x)
         if validate:
             self._check_output("x", y, ladj)
-        self._store(x, y, ladj, forward=True)
+        self._store(x, y, ladj, True, state)
         return y, ladj
 
     def inverse_and_ladj(self, y: Tensor, *, validate: bool | None = None) -> tuple[Tensor, Tensor]:
@@ -248,12 +291,11 @@ class Bijector(Transform, nn.Module):
         if hit is not None:
             return hit[0], -hit[2]
         validate = Distribution._validate_args if validate is None else validate
-        shape = tuple(self.forward_shape(self.event_shape))
-        check_input("y", y, shape, self.dtype, device=self.device, finite=validate)
+        state = self._checked("y", y, tuple(self.forward_shape(self.event_shape)), validate)
         x, ladj = self._inverse_and_ladj(y)
         if validate:
             self._check_output("y", x, ladj)
-        self._store(x, y, -ladj, forward=False)
+        self._store(x, y, -ladj, False, state)
         return x, ladj
 
     # ---------------------------------------------------------------- Transform protocol
@@ -298,7 +340,7 @@ class Bijector(Transform, nn.Module):
     __hash__ = nn.Module.__hash__
 
     #: Attributes computed from the parameters: dropped by ``.to()``, pickling and ``deepcopy``.
-    _volatile: ClassVar[tuple[str, ...]] = ("_cache",)
+    _volatile: ClassVar[tuple[str, ...]] = ("_cache", "_module_list")
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Bijector:
         for name in self._volatile:
@@ -359,6 +401,11 @@ def call_and_ladj(t: Transform, x: Tensor, event_dim: int) -> tuple[Tensor, Tens
         y = t(x)
         ladj = t.log_abs_det_jacobian(x, y)
     return y, sum_rightmost(ladj, event_dim - t.domain.event_dim)
+
+
+def _dtype_of(state: Iterable[Tensor]) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor of ``state`` (``None`` if there is none)."""
+    return next((t.dtype for t in state if t.is_floating_point()), None)
 
 
 def nonfinite_parameter(module: nn.Module) -> str | None:

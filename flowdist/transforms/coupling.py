@@ -23,8 +23,7 @@ the :math:`B` entries are used (RealNVP's convention).
 from __future__ import annotations
 
 import copy
-import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -189,9 +188,9 @@ class _Contextual:
         bound.context = context
         return bound
 
-    def state_tensors(self) -> Iterable[Tensor]:
+    def state_tensors(self) -> tuple[Tensor, ...]:
         extra = () if self.context is None else (self.context,)
-        return itertools.chain(super().state_tensors(), extra)
+        return (*super().state_tensors(), *extra)
 
     def _with_context(self, h: Tensor, event_dim: int) -> Tensor:
         r"""Concatenate the context to the network input ``h`` (vector or :math:`(C, H, W)`

@@ -13,7 +13,14 @@ import pytest
 import torch
 from torch.distributions import Independent, Normal, TransformedDistribution
 
-from flowdist.transforms import InverseBijector, PlanarStack, PlanarTransform, RadialTransform
+from flowdist.transforms import (
+    AffineCouplingTransform,
+    InverseBijector,
+    PlanarStack,
+    PlanarTransform,
+    RadialTransform,
+    half_mask,
+)
 
 
 def _base(dim: int = 2) -> Independent:
@@ -179,3 +186,31 @@ def test_first_optimizer_step_of_a_process_invalidates_the_cache():
         "assert t(x) is not y\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("swap", ["setattr", "load_state_dict_assign", "functional_call"])
+def test_cache_sees_parameters_swapped_into_the_module_tree(swap):
+    # the coupling's state is its conditioner's parameters: the cache key must follow tensors
+    # that replace them, however they are put there
+    torch.manual_seed(0)
+    t = AffineCouplingTransform(half_mask(4), hidden=(8,))
+    other = AffineCouplingTransform(half_mask(4), hidden=(8,)).with_cache(0)
+    with torch.no_grad():
+        for p in (*t.parameters(), *other.parameters()):
+            p.normal_()
+    y = torch.randn(5, 4)
+    x = t.inv(y)  # cached: the forward of x would answer y
+    state = {k: v.clone() for k, v in other.state_dict().items()}
+    if swap == "setattr":
+        for name, _ in list(t.named_parameters()):
+            path, attr = name.rsplit(".", 1)
+            setattr(t.get_submodule(path), attr, torch.nn.Parameter(state[name]))
+        y2 = t(x)
+    elif swap == "load_state_dict_assign":
+        t.load_state_dict(state, assign=True)
+        y2 = t(x)
+    else:
+        y2 = torch.func.functional_call(t, state, (x,))
+    assert y2 is not y
+    torch.testing.assert_close(y2, other(x))
+    assert not torch.allclose(y2, y)
