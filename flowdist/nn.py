@@ -7,7 +7,16 @@ from collections.abc import Sequence
 
 from torch import nn
 
-__all__ = ["MLP"]
+__all__ = ["MLP", "activation_layer"]
+
+
+def activation_layer(activation: type[nn.Module]) -> nn.Module:
+    """An ``activation()`` to put after a linear layer or convolution: a ReLU runs in place,
+    on the output that only it reads, which saves writing a second hidden-sized tensor."""
+    layer = activation()
+    if type(layer) is nn.ReLU:
+        layer.inplace = True
+    return layer
 
 
 class MLP(nn.Sequential):
@@ -30,7 +39,7 @@ class MLP(nn.Sequential):
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(sizes):
-            layers += [nn.Linear(a, b), activation()]
+            layers += [nn.Linear(a, b), activation_layer(activation)]
         last = nn.Linear(sizes[-1], out_features)
         if zero_last:
             nn.init.zeros_(last.weight)

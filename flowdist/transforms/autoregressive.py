@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from flowdist.nn import activation_layer
 from flowdist.transforms.base import Bijector, check_dim
 from flowdist.transforms.coupling import _Contextual, affine_map, shift_map
 
@@ -98,7 +99,7 @@ class MADE(nn.Sequential):
             degrees.append(torch.arange(h) % (features - low) + low)
         layers: list[nn.Module] = []
         for d_in, d_out in itertools.pairwise(degrees):
-            layers += [MaskedLinear(d_out[:, None] >= d_in), activation()]
+            layers += [MaskedLinear(d_out[:, None] >= d_in), activation_layer(activation)]
         last = MaskedLinear(order.repeat(n_params)[:, None] > degrees[-1])
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)

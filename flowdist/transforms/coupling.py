@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from flowdist.nn import MLP
+from flowdist.nn import MLP, activation_layer
 from flowdist.transforms.base import Bijector, ConditionalModule, check_dim, check_input
 
 __all__ = [
@@ -122,9 +122,9 @@ class ConvNet(nn.Sequential):
         nn.init.zeros_(last.bias)
         super().__init__(
             nn.Conv2d(in_channels, hidden, 3, padding=1),
-            activation(),
+            activation_layer(activation),
             nn.Conv2d(hidden, hidden, 1),
-            activation(),
+            activation_layer(activation),
             last,
         )
 
