@@ -148,6 +148,7 @@ class _Split(nn.Module):
         index_a, index_b = mask.nonzero().squeeze(-1), (~mask).nonzero().squeeze(-1)
         self.slice_a, self.slice_b = _as_slice(index_a), _as_slice(index_b)
         self.sizes = (len(index_a), len(index_b))
+        self.views = self.slice_a is not None and self.slice_b is not None
         self.a_first, self.b_first = (
             self.slice_a == (0, len(index_a)),
             self.slice_b == (0, len(index_b)),
@@ -224,22 +225,26 @@ class ContextualTransform(ConditionalModule):
         return self.transform.bind(context)
 
 
-def shift_map(x: Tensor, shift: Tensor, inverse: bool) -> tuple[Tensor, None]:
-    r""":math:`y = x + t` (or its inverse :math:`x = y - t`); the log-det is zero (``None``)."""
-    return (x - shift if inverse else x + shift), None
+def shift_map(
+    x: Tensor, shift: Tensor, inverse: bool, out: Tensor | None = None
+) -> tuple[Tensor, None]:
+    r""":math:`y = x + t` (or its inverse :math:`x = y - t`), written into ``out`` if given;
+    the log-det is zero (``None``)."""
+    return (torch.sub if inverse else torch.add)(x, shift, out=out), None
 
 
 def affine_map(
-    x: Tensor, params: Tensor, inverse: bool, bound: float, dim: int
+    x: Tensor, params: Tensor, inverse: bool, bound: float, dim: int, out: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     r""":math:`y = x e^{s} + t` with :math:`s = b \tanh(\tilde s / b)`, where ``params`` is
     :math:`(t, \tilde s)` concatenated along ``dim``; or the inverse
-    :math:`x = (y - t) e^{-s}`. Returns the value and the elementwise log-det (:math:`\pm s`)."""
+    :math:`x = (y - t) e^{-s}`. Returns the value (written into ``out`` if given) and the
+    elementwise log-det (:math:`\pm s`)."""
     shift, raw = params.chunk(2, dim)
     log_scale = bound * torch.tanh(raw / bound)
     if inverse:
-        return (x - shift) * torch.exp(-log_scale), -log_scale
-    return torch.addcmul(shift, x, torch.exp(log_scale)), log_scale
+        return torch.mul(x - shift, torch.exp(-log_scale), out=out), -log_scale
+    return torch.addcmul(shift, x, torch.exp(log_scale), out=out), log_scale
 
 
 # --------------------------------------------------------------------------- couplings
@@ -300,9 +305,11 @@ class CouplingTransform(_Contextual, Bijector):
     def event_shape(self) -> tuple[int, ...]:
         return self._event_shape
 
-    def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, Tensor | None]:
-        r"""Apply :math:`g` (or :math:`g^{-1}`) elementwise; return the value and the
-        elementwise :math:`\log|g'|` (``None`` where it is zero)."""
+    def _g(
+        self, x: Tensor, params: Tensor, inverse: bool, out: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        r"""Apply :math:`g` (or :math:`g^{-1}`) elementwise, into ``out`` if given; return the
+        value and the elementwise :math:`\log|g'|` (``None`` where it is zero)."""
         raise NotImplementedError
 
     def _params(self, h: Tensor) -> Tensor:
@@ -327,9 +334,15 @@ class CouplingTransform(_Contextual, Bijector):
         dim = -event_dim
         x_a, x_b = self.split(x, dim)
         params = self._params(x_a)
-        y_b, log_scale = self._g(x_b, params, inverse)
-        x_a = x_a.expand(*y_b.shape[:dim], *x_a.shape[dim:])  # a context's larger batch
-        y = self.split.merge(x_a, y_b, dim)
+        if torch.is_grad_enabled() or not self.split.views or params.shape[:dim] != x.shape[:dim]:
+            y_b, log_scale = self._g(x_b, params, inverse)
+            x_a = x_a.expand(*y_b.shape[:dim], *x_a.shape[dim:])  # a context's larger batch
+            y = self.split.merge(x_a, y_b, dim)
+        else:  # no graph: write both parts into the output, saving the merge's copy of y_b
+            y = torch.empty_like(x)
+            y_a, y_b = self.split(y, dim)
+            y_a.copy_(x_a)
+            _, log_scale = self._g(x_b, params, inverse, out=y_b)
         batch = y.shape[: y.dim() - event_dim]
         return y, (y.new_zeros(batch) if log_scale is None else log_scale.sum(dims))
 
@@ -345,8 +358,10 @@ class AdditiveCouplingTransform(CouplingTransform):
 
     n_params = 1
 
-    def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, None]:
-        return shift_map(x, params, inverse)
+    def _g(
+        self, x: Tensor, params: Tensor, inverse: bool, out: Tensor | None = None
+    ) -> tuple[Tensor, None]:
+        return shift_map(x, params, inverse, out)
 
 
 class AffineCouplingTransform(CouplingTransform):
@@ -373,8 +388,10 @@ class AffineCouplingTransform(CouplingTransform):
             raise ValueError(f"bound must be positive, got {bound}")
         self.bound = float(bound)
 
-    def _g(self, x: Tensor, params: Tensor, inverse: bool) -> tuple[Tensor, Tensor]:
-        return affine_map(x, params, inverse, self.bound, -len(self._event_shape))
+    def _g(
+        self, x: Tensor, params: Tensor, inverse: bool, out: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        return affine_map(x, params, inverse, self.bound, -len(self._event_shape), out)
 
 
 class ScaleTransform(Bijector):

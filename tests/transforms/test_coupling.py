@@ -176,3 +176,29 @@ def test_bad_inputs_name_the_argument():
         checkerboard_mask((4, 4))
     with pytest.raises(ValueError, match="bound"):
         AffineCouplingTransform(half_mask(4), bound=0.0)
+
+
+@pytest.mark.parametrize("cls", COUPLINGS)
+@pytest.mark.parametrize(
+    "mask",
+    [*VECTOR_MASKS.values(), channel_mask((3, 4, 4)), checkerboard_mask((2, 4, 4))],
+    ids=[*VECTOR_MASKS.keys(), "channel", "checkerboard"],
+)
+def test_values_without_a_graph_equal_those_with_one(cls, mask):
+    # without a graph the parts are written straight into the output: the same numbers
+    t = _random(cls(mask, hidden=(8,)).with_cache(0), 5, 0.5)
+    x = torch.randn(6, *mask.shape)
+    with torch.no_grad():
+        y0, ladj0 = t.call_and_ladj(x)
+        x0, iladj0 = t.inverse_and_ladj(y0)
+    y1, ladj1 = t.call_and_ladj(x)
+    x1, iladj1 = t.inverse_and_ladj(y1)
+    for a, b in [(y0, y1), (ladj0, ladj1), (x0, x1), (iladj0, iladj1)]:
+        assert torch.equal(a, b.detach())
+    torch.testing.assert_close(x0, x, atol=1e-5, rtol=1e-5)
+    # a context with a larger batch than the input, without a graph
+    c = ContextualTransform(cls(half_mask(4), context_features=2, hidden=(8,)), 2)
+    _random(c, 6, 0.5)
+    ctx, v = torch.randn(3, 2), torch.randn(4)
+    with torch.no_grad():
+        assert torch.equal(c(ctx)(v), c(ctx)(v.expand(3, 4)))
