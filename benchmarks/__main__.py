@@ -213,7 +213,7 @@ COMPARISONS = (
             "-m",
             "benchmarks.flows.speed",
             "--blocks",
-            "5",
+            "9",
             "--calls",
             "3",
             "--out",
@@ -280,6 +280,15 @@ COMPARISONS = (
         "vae/RESULTS.md",
         "vae/speed.json",
         read_runs,
+        tuple(
+            (f"vae/digits/figures/{name}.png", caption)
+            for name, caption in (
+                ("vae_reconstructions", "VAE reconstructions, 8x8 digits"),
+                ("vae_samples", "VAE prior samples"),
+                ("vae_latent_map", "VAE 2-D latent map"),
+                ("cvae_generation", "Conditional VAE, one row per label"),
+            )
+        ),
     ),
 )
 
