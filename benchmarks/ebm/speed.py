@@ -4,8 +4,10 @@
 
 Competitors are interleaved (flowdist in float32 and with bfloat16 products, scikit-learn on
 float32 data — its fastest — and on float64 data — what it gets from a default NumPy array)
-one epoch each per block; blocks during which other processes used the CPU are dropped
-(:func:`benchmarks.timing.interleave`); medians and ratios of medians come from the same run.
+one epoch each per block, with the floor of a bfloat16 epoch (its matrix products alone,
+:func:`products_call`) timed in the same blocks; blocks during which other processes used
+the CPU are dropped (:func:`benchmarks.timing.interleave`); medians and ratios of medians come
+from the same run.
 
     python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz --threads 2 --blocks 5
 
@@ -35,6 +37,7 @@ from flowdist.datasets import load_binarized_mnist
 from flowdist.ebm import BernoulliRBM, train_cd
 
 EPOCH = "PCD-1 epoch"
+FLOOR = "bfloat16 matrix products only"
 COMPETITORS = (
     "flowdist float32",
     "flowdist bfloat16 products",
@@ -62,6 +65,29 @@ def epoch_call(path: str, name: str, seed: int = 0) -> Callable[[], object]:
         )
 
     return epoch
+
+
+def products_call(path: str, seed: int = 0) -> Callable[[], object]:
+    r"""The floor of a bfloat16 PCD-1 epoch: only its three matrix products per mini-batch
+    (:math:`h W^\top` for the chains' visible units, :math:`[x; v] W` for both hidden means,
+    :math:`[x; v]^\top [P_x; -P_v]` for the weight gradient), 500 times, with no sampling,
+    sigmoids or updates."""
+    x = load_binarized_mnist(path).train_x
+    g = torch.Generator().manual_seed(seed)
+    bf16 = torch.bfloat16
+    w = (0.01 * torch.randn(784, 500, generator=g)).to(bf16)
+    rows = x[:200].to(bf16)
+    h = (torch.rand(100, 500, generator=g) < 0.5).to(bf16)
+    cols = torch.rand(200, 500, generator=g).to(bf16)
+    b, c = torch.zeros(784, dtype=bf16), torch.zeros(500, dtype=bf16)
+
+    def products() -> None:
+        for _ in range(len(x) // 100):
+            torch.addmm(b, h, w.T)
+            torch.addmm(c, rows, w)
+            rows.T @ cols
+
+    return products
 
 
 def replace_memory(out: Path, threads: int, memory: dict) -> None:
@@ -97,6 +123,7 @@ def main() -> None:
         replace_memory(Path(args.out), args.threads, memory())
         return
     calls = {name: epoch_call(args.data, name) for name in COMPETITORS}
+    calls[FLOOR] = products_call(args.data)
     with threadpool_limits(args.threads):
         t = interleave(calls, blocks=args.blocks, calls=1, warmup=1, max_other=args.max_other)
         x = load_binarized_mnist(args.data).train_x
@@ -115,6 +142,7 @@ def main() -> None:
         "kept_blocks": t.kept_blocks,
         "dropped_blocks": t.dropped_blocks,
         "median_seconds": {name: t.median_ms(name) / 1e3 for name in COMPETITORS},
+        "floor_seconds": t.median_ms(FLOOR) / 1e3,
         "all_seconds": t.times,
         "sklearn_over_flowdist": {
             f"{sk} / {fd}": t.ratio(sk, fd) for sk in COMPETITORS[2:] for fd in COMPETITORS[:2]
