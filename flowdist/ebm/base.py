@@ -14,6 +14,7 @@ Markov kernel; this class turns them into :meth:`~UnnormalizedDistribution.log_p
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -275,10 +276,29 @@ class UnnormalizedDistribution(nn.Module, Distribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         r""":math:`\log p(x) = -E(x) - \log Z`, with the exact or estimated :math:`\log Z` (see
-        :attr:`log_partition_method`)."""
+        :attr:`log_partition_method`); warns when an estimate is provably too low (see
+        :meth:`_warn_if_impossible`)."""
         self._check(value, "value")
-        log_z, _ = self._log_z()
-        return self.unnormalized_log_prob(value) - log_z
+        log_z, method = self._log_z()
+        return self._warn_if_impossible(self.unnormalized_log_prob(value) - log_z, method)
+
+    def _warn_if_impossible(self, log_p: Tensor, method: str, what: str = "log p(x)") -> Tensor:
+        r"""``log_p``, after a :class:`RuntimeWarning` if a discrete model normalized by an AIS
+        estimate gives some :math:`x` a value above 0: a probability above 1, so
+        :math:`\log \hat Z` is at least that much too low (AIS underestimates :math:`\log Z`
+        when its chains miss modes; more ``betas`` or ``num_chains`` help)."""
+        if method == "ais" and self.support.is_discrete and log_p.numel():
+            excess = float(log_p.detach().max())
+            if excess > 0:
+                warnings.warn(
+                    f"{type(self).__name__}: {what} reaches {excess:.4g} > 0 with the AIS "
+                    f"estimate of log Z, so that estimate is at least {excess:.4g} nats too "
+                    "low (the annealing runs missed modes of the model); re-estimate with more "
+                    "betas or num_chains before using these values",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return log_p
 
     def sample(
         self,

@@ -105,14 +105,16 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
 
     def variational_lower_bound(self, x: Tensor, num_iters: int = 30) -> Tensor:
         r""":math:`-E(v, \mu) + \mathcal H(q) - \log Z \le \log p(v)`, per example, with the exact
-        or AIS :math:`\log Z` (see :attr:`log_partition_method`)."""
-        log_z, _ = self._log_z()
+        or AIS :math:`\log Z` (see :attr:`log_partition_method`; a bound above 0 proves an AIS
+        estimate too low and warns)."""
+        log_z, method = self._log_z()
         with torch.no_grad():
             mus = self.mean_field(x, num_iters)
             entropy = sum(
                 torch.special.entr(m).sum(-1) + torch.special.entr(1 - m).sum(-1) for m in mus[1:]
             )
-            return -self.joint_energy(mus) + entropy - log_z
+            bound = -self.joint_energy(mus) + entropy - log_z
+        return self._warn_if_impossible(bound, method, "the variational lower bound on log p(x)")
 
     def pretrain(
         self,

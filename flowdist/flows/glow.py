@@ -49,18 +49,20 @@ def glow_step(
     hidden: int = 64,
     *,
     lu: bool = True,
+    scale: str = "sigmoid",
     generator: torch.Generator | None = None,
 ) -> list[nn.Module]:
     r"""One Glow step on :math:`(C, H, W)`, in the sampling direction: affine coupling (the
-    first half of the channels conditions, through :class:`ConvNet` of ``hidden`` channels),
-    then the :math:`1\times1` convolution, then ActNorm (so that ActNorm meets the data first
-    and initialises on it)."""
+    first half of the channels conditions, through :class:`ConvNet` of ``hidden`` channels;
+    ``scale`` as in :class:`~flowdist.transforms.coupling.AffineCouplingTransform`, default
+    Glow's sigmoid), then the :math:`1\times1` convolution, then ActNorm (so that ActNorm
+    meets the data first and initialises on it)."""
     c, h, w = event_shape
     if c < 2:
         raise ValueError(f"event_shape: a Glow step needs at least 2 channels, got {c}")
     mask = channel_mask(event_shape)
     n_a = int(mask[:, 0, 0].sum())
-    coupling = AffineCouplingTransform(mask, ConvNet(n_a, 2 * (c - n_a), hidden))
+    coupling = AffineCouplingTransform(mask, ConvNet(n_a, 2 * (c - n_a), hidden), scale=scale)
     return [
         coupling,
         Invertible1x1ConvTransform(c, h, w, lu=lu, generator=generator),
@@ -75,6 +77,7 @@ def _level(
     steps: int,
     hidden: int,
     lu: bool,
+    scale: str,
     generator: torch.Generator | None,
 ) -> MultiscaleTransform:
     """``levels`` scales on ``shape`` whose first ``kept`` channels are squeezed and
@@ -83,9 +86,9 @@ def _level(
     inner = (4 * kept, h // 2, w // 2)
     transforms: list[nn.Module] = []
     if levels > 1:
-        transforms.append(_level(inner, 2 * kept, levels - 1, steps, hidden, lu, generator))
+        transforms.append(_level(inner, 2 * kept, levels - 1, steps, hidden, lu, scale, generator))
     for _ in range(steps):
-        transforms += glow_step(inner, hidden, lu=lu, generator=generator)
+        transforms += glow_step(inner, hidden, lu=lu, scale=scale, generator=generator)
     return MultiscaleTransform(shape, transforms, kept=kept)
 
 
@@ -99,6 +102,8 @@ class Glow(Flow):
         steps: steps per level.
         hidden: channels of the coupling networks.
         lu: LU-parameterised :math:`1\times1` convolutions (default) or plain ones.
+        scale: the couplings' log-scale, ``"sigmoid"`` (Glow's, default) or ``"tanh"`` (see
+            :class:`~flowdist.transforms.coupling.AffineCouplingTransform`).
         generator: random generator of the initial rotations.
         data_transforms: transforms appended at the data side, e.g.
             ``[LogitTransform(C, H, W).inv]``.
@@ -112,11 +117,12 @@ class Glow(Flow):
         hidden: int = 64,
         *,
         lu: bool = True,
+        scale: str = "sigmoid",
         generator: torch.Generator | None = None,
         data_transforms: Sequence[Transform] = (),
     ) -> None:
         check_dim("levels", levels)
         check_dim("steps", steps)
         shape = multiscale_shape(image_shape, squeezes=levels)
-        top = _level(shape, shape[0], levels, steps, hidden, lu, generator)
+        top = _level(shape, shape[0], levels, steps, hidden, lu, scale, generator)
         super().__init__([top, *data_transforms], StandardNormal(*shape))

@@ -38,10 +38,11 @@ class FitResult:
 
 @torch.no_grad()
 def mean_log_prob(flow: nn.Module, data: Tensor, batch_size: int = 1024) -> float:
-    r""":math:`\frac1N \sum_i \log p(x_i)` in float64, in batches."""
+    r""":math:`\frac1N \sum_i \log p(x_i)` in float64, in batches, without an autograd graph."""
     total = 0.0
-    for i in range(0, len(data), batch_size):
-        total += flow().log_prob(data[i : i + batch_size]).double().sum().item()
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            total += flow().log_prob(data[i : i + batch_size]).double().sum().item()
     return total / len(data)
 
 

@@ -234,14 +234,26 @@ def shift_map(
 
 
 def affine_map(
-    x: Tensor, params: Tensor, inverse: bool, bound: float, dim: int, out: Tensor | None = None
+    x: Tensor,
+    params: Tensor,
+    inverse: bool,
+    bound: float,
+    dim: int,
+    out: Tensor | None = None,
+    *,
+    sigmoid: bool = False,
 ) -> tuple[Tensor, Tensor]:
     r""":math:`y = x e^{s} + t` with :math:`s = b \tanh(\tilde s / b)`, where ``params`` is
     :math:`(t, \tilde s)` concatenated along ``dim``; or the inverse
-    :math:`x = (y - t) e^{-s}`. Returns the value (written into ``out`` if given) and the
+    :math:`x = (y - t) e^{-s}`. With ``sigmoid``, Glow's scale instead:
+    :math:`e^{-s} = \sigma(\tilde s + 2)`, i.e. :math:`s = \operatorname{softplus}(-\tilde s - 2)
+    \ge 0` (``bound`` unused). Returns the value (written into ``out`` if given) and the
     elementwise log-det (:math:`\pm s`)."""
     shift, raw = params.chunk(2, dim)
-    log_scale = bound * torch.tanh(raw / bound)
+    if sigmoid:
+        log_scale = nn.functional.softplus(-2.0 - raw)
+    else:
+        log_scale = bound * torch.tanh(raw / bound)
     if inverse:
         return torch.mul(x - shift, torch.exp(-log_scale), out=out), -log_scale
     return torch.addcmul(shift, x, torch.exp(log_scale), out=out), log_scale
@@ -365,15 +377,25 @@ class AdditiveCouplingTransform(CouplingTransform):
 
 
 class AffineCouplingTransform(CouplingTransform):
-    r"""RealNVP's affine coupling :math:`y_B = x_B \odot e^{s(x_A)} + t(x_A)`, with the bounded
-    log-scale :math:`s = b \tanh(\tilde s / b)` and :math:`\log|\det J| = \sum_B s`.
+    r"""RealNVP's affine coupling :math:`y_B = x_B \odot e^{s(x_A)} + t(x_A)` (sampling
+    direction), with :math:`\log|\det J| = \sum_B s`.
 
     The conditioner outputs :math:`(t, \tilde s)` concatenated along the leading event
-    dimension. ``bound`` is :math:`b` (default 3); other arguments as in
-    :class:`CouplingTransform`.
+    dimension. ``scale`` chooses the log-scale:
+
+    - ``"tanh"`` (default): :math:`s = b \tanh(\tilde s / b)`, bounded by ``bound``
+      :math:`= b` (default 3) in both directions.
+    - ``"sigmoid"``: Glow's (Kingma & Dhariwal's code): the density direction multiplies by
+      :math:`e^{-s} = \sigma(\tilde s + 2) \in (0, 1)`, so the inverse never expands. An input
+      far from the training data then cannot be amplified coupling after coupling, which
+      with ``"tanh"`` can give it a log-density of :math:`-10^{10}`
+      (``benchmarks/flows/RESULTS.md``, Glow on MNIST).
+
+    Other arguments as in :class:`CouplingTransform`.
     """
 
     n_params = 2
+    scales = ("tanh", "sigmoid")
 
     def __init__(
         self,
@@ -381,17 +403,23 @@ class AffineCouplingTransform(CouplingTransform):
         conditioner: nn.Module | None = None,
         *,
         bound: float = 3.0,
+        scale: str = "tanh",
         **kwargs: object,
     ) -> None:
         super().__init__(mask, conditioner, **kwargs)
         if not bound > 0:
             raise ValueError(f"bound must be positive, got {bound}")
+        if scale not in self.scales:
+            raise ValueError(f"scale must be one of {self.scales}, got {scale!r}")
         self.bound = float(bound)
+        self.scale = scale
 
     def _g(
         self, x: Tensor, params: Tensor, inverse: bool, out: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        return affine_map(x, params, inverse, self.bound, -len(self._event_shape), out)
+        dim = -len(self._event_shape)
+        sigmoid = self.scale == "sigmoid"
+        return affine_map(x, params, inverse, self.bound, dim, out, sigmoid=sigmoid)
 
 
 class ScaleTransform(Bijector):

@@ -57,3 +57,28 @@ def test_pretraining_and_joint_training_improve_the_likelihood():
     assert pretrained > initial + 10
     assert joint > pretrained
     assert joint - 3 < bound <= joint
+
+
+@pytest.mark.parametrize("shape", [(30, 30), (30, 30, 30)], ids=["rbm", "dbm"])
+def test_an_ais_estimate_proven_too_low_warns(shape):
+    import dataclasses
+    import warnings
+
+    from flowdist.ebm import BernoulliRBM
+
+    model = DeepBoltzmannMachine(shape) if len(shape) > 2 else BernoulliRBM(*shape)
+    model = randomize(model, 0.05, 0)  # weak couplings: short AIS runs are accurate
+    g = torch.Generator().manual_seed(0)
+    estimate = model.estimate_log_partition(num_chains=20, betas=200, generator=g)
+    x = (torch.rand(8, 30, generator=g) < 0.5).float()
+    score = model.variational_lower_bound if len(shape) > 2 else model.log_prob
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = score(x)
+    assert bool((fine < 0).all())
+    # an estimate 1000 nats low makes some probabilities exceed 1: the model must say so
+    low = dataclasses.replace(estimate, log_z=estimate.log_z - 1000.0)
+    model._estimate = (model._state_key(), low)
+    with pytest.warns(RuntimeWarning, match="nats too low"):
+        wrong = score(x)
+    torch.testing.assert_close(wrong, fine + 1000.0)

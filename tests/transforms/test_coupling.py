@@ -1,4 +1,5 @@
 import copy
+import functools
 import pickle
 
 import pytest
@@ -20,6 +21,8 @@ from flowdist.transforms.coupling import (
 
 DTYPES = [torch.float32, torch.float64]
 COUPLINGS = [AdditiveCouplingTransform, AffineCouplingTransform]
+GLOW_COUPLING = functools.partial(AffineCouplingTransform, scale="sigmoid")
+ALL_COUPLINGS = [*COUPLINGS, GLOW_COUPLING]
 VECTOR_MASKS = {
     "half": half_mask(5),
     "half-flip": half_mask(5, flip=True),
@@ -39,7 +42,7 @@ def _random(t: nn.Module, seed: int, scale: float) -> nn.Module:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cls", COUPLINGS)
+@pytest.mark.parametrize("cls", ALL_COUPLINGS)
 @pytest.mark.parametrize("mask", VECTOR_MASKS.values(), ids=VECTOR_MASKS.keys())
 @settings(max_examples=2, deadline=None)
 @given(seed=seeds(), batch=batch_shapes(max_dims=2, max_side=3))
@@ -50,7 +53,7 @@ def test_vector_coupling_properties(cls, mask, dtype, seed, batch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("cls", COUPLINGS)
+@pytest.mark.parametrize("cls", ALL_COUPLINGS)
 @pytest.mark.parametrize("mask", IMAGE_MASKS.values(), ids=IMAGE_MASKS.keys())
 @settings(max_examples=1, deadline=None)
 @given(seed=seeds())
@@ -83,6 +86,22 @@ def test_affine_coupling_exact_values_with_a_custom_conditioner():
     y, ladj = t.call_and_ladj(x)
     torch.testing.assert_close(y, torch.tensor([[0.5, 3.0 * s.exp().item() + 1.0]]))
     torch.testing.assert_close(ladj, s.reshape(1))
+
+
+def test_glow_scale_exact_values_and_inverse_never_expands():
+    class Fixed(nn.Module):  # t = 2 x_A, s~ = x_A (for the one transformed entry)
+        def forward(self, h):
+            return torch.cat([2 * h, h], -1)
+
+    t = AffineCouplingTransform(torch.tensor([True, False]), Fixed(), scale="sigmoid")
+    x = torch.tensor([[0.5, 3.0], [-40.0, 3.0], [40.0, 3.0]], dtype=torch.float64)
+    sig = torch.sigmoid(x[:, 0] + 2)  # the density direction's factor e^{-s}
+    y, ladj = t.call_and_ladj(x)
+    torch.testing.assert_close(y[:, 1], x[:, 1] / sig + 2 * x[:, 0])
+    torch.testing.assert_close(ladj, -sig.log())
+    assert (ladj >= 0).all()  # the inverse contracts, whatever the conditioner says
+    with pytest.raises(ValueError, match="scale must be one of"):
+        AffineCouplingTransform(half_mask(4), scale="exp")
 
 
 def test_affine_log_scale_is_bounded():

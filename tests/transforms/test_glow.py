@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 
 from flowdist.testing import check_transform, randomize, seeds
 from flowdist.transforms.coupling import AffineCouplingTransform, channel_mask
@@ -80,6 +80,8 @@ def test_1x1_conv_properties(shape, lu, dtype, seed):
     g = torch.Generator().manual_seed(seed)
     t = Invertible1x1ConvTransform(*shape, lu=lu, generator=g).to(dtype)
     randomize(t, generator=g, scale=0.3)
+    # the round trip loses about cond(W) * eps: keep to matrices a float32 inverse can take
+    assume(float(torch.linalg.cond(t.matrix().detach().double())) < 100)
     check_transform(t, _data(shape, dtype, seed))
 
 
