@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="append a JSON line here")
+    parser.add_argument("--save", default=None, help="write the trained state dict here")
+    parser.add_argument("--load", default=None, help="score this state dict instead of training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     data = load_binarized_mnist(args.data)
@@ -79,11 +81,16 @@ def main() -> None:
     compute_dtype = torch.bfloat16 if args.bf16 else None
     lr = args.lr or {"dbm": 0.005, "pcd": 0.01}.get(args.model, 0.05)
     schedule = decaying(lr, budget, start) if args.decay else lr
+    if args.model == "dbm":
+        model = DeepBoltzmannMachine(
+            (784, args.hidden, 1000), generator=g, compute_dtype=compute_dtype
+        )
+    else:
+        model = BernoulliRBM(784, args.hidden, generator=g, compute_dtype=compute_dtype)
     try:
-        if args.model == "dbm":
-            model = DeepBoltzmannMachine(
-                (784, args.hidden, 1000), generator=g, compute_dtype=compute_dtype
-            )
+        if args.load is not None:
+            model.load_state_dict(torch.load(args.load))
+        elif args.model == "dbm":
             model.pretrain(data.train_x, epochs=args.pretrain_epochs, lr=0.05, generator=g)
             train_cd(
                 model,
@@ -94,7 +101,6 @@ def main() -> None:
                 **common,
             )
         else:
-            model = BernoulliRBM(784, args.hidden, generator=g, compute_dtype=compute_dtype)
             train_cd(
                 model,
                 data.train_x,
@@ -107,6 +113,8 @@ def main() -> None:
     except BudgetSpent:
         pass
     train_cpu, train_wall = time.process_time() - start, time.perf_counter() - wall_start
+    if args.save:
+        torch.save(model.state_dict(), args.save)
     t = time.perf_counter()
     est = model.estimate_log_partition(
         num_chains=args.chains, betas=args.betas, data=data.train_x, generator=g
@@ -127,6 +135,7 @@ def main() -> None:
         "lr": lr,
         "decay": args.decay,
         "pretrain_epochs": args.pretrain_epochs if args.model == "dbm" else None,
+        "loaded": args.load,
         "paper": PAPER[args.model],
         "threads": args.threads,
     }
