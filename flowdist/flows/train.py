@@ -38,11 +38,10 @@ class FitResult:
 
 @torch.no_grad()
 def mean_log_prob(flow: nn.Module, data: Tensor, batch_size: int = 1024) -> float:
-    r""":math:`\frac1N \sum_i \log p(x_i)` in float64, in batches, without an autograd graph."""
+    r""":math:`\frac1N \sum_i \log p(x_i)` in float64, in batches."""
     total = 0.0
-    with torch.no_grad():
-        for i in range(0, len(data), batch_size):
-            total += flow().log_prob(data[i : i + batch_size]).double().sum().item()
+    for i in range(0, len(data), batch_size):
+        total += flow().log_prob(data[i : i + batch_size]).double().sum().item()
     return total / len(data)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import pytest
 import torch
 from ebm_helpers import all_states, randomize
 
 from flowdist.datasets import load_digits
-from flowdist.ebm import DeepBoltzmannMachine, train_cd
+from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, train_cd
 from flowdist.ebm.layered import layer_input
 
 
@@ -61,11 +64,6 @@ def test_pretraining_and_joint_training_improve_the_likelihood():
 
 @pytest.mark.parametrize("shape", [(30, 30), (30, 30, 30)], ids=["rbm", "dbm"])
 def test_an_ais_estimate_proven_too_low_warns(shape):
-    import dataclasses
-    import warnings
-
-    from flowdist.ebm import BernoulliRBM
-
     model = DeepBoltzmannMachine(shape) if len(shape) > 2 else BernoulliRBM(*shape)
     model = randomize(model, 0.05, 0)  # weak couplings: short AIS runs are accurate
     g = torch.Generator().manual_seed(0)
