@@ -13,8 +13,8 @@ Binary layers :math:`v, h^{(1)}, \dots, h^{(L)}` (:math:`L \ge 2`) with the laye
   the model term from persistent Gibbs chains alternating odd and even layers
   (:func:`flowdist.ebm.train.train_cd` with ``persistent=True``).
 
-**Evaluation.** :math:`\log Z` by AIS (odd layers summed analytically), and the variational
-lower bound
+**Evaluation.** :math:`\log Z` by AIS (chains on the odd layers, the others summed out), and
+the variational lower bound
 
 .. math::
     \log p(v) \ge \mathbb E_q[-E(v, h)] + \mathcal H(q) - \log Z,
@@ -32,7 +32,12 @@ import torch
 from torch import Tensor
 
 from flowdist.ebm.base import UnnormalizedDistribution
-from flowdist.ebm.layered import LayeredBoltzmannMachine, layer_input
+from flowdist.ebm.layered import (
+    LayeredBoltzmannMachine,
+    _LayeredPath,
+    base_rate_logits,
+    layer_input,
+)
 from flowdist.ebm.rbm import BernoulliRBM
 from flowdist.ebm.train import TrainingHistory, check_data, train_cd
 from flowdist.mcmc.gibbs import bernoulli
@@ -98,6 +103,13 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
                 else:
                     mus[i] = torch.sigmoid(layer_input(i, mus, weights, biases))
         return mus
+
+    def annealing_path(self, data: Tensor | None = None) -> _LayeredPath:
+        r"""The AIS path from the base-rate model with the visible and even hidden layers summed
+        out, as in Salakhutdinov & Hinton (2009): for two hidden layers the chains live on
+        :math:`h^{(1)}` alone, and :math:`f_\beta(h^{(1)})` integrates :math:`v` and
+        :math:`h^{(2)}` analytically (the larger class, hence lower-variance weights)."""
+        return _LayeredPath(self, base_rate_logits(data, self.layer_sizes[0], self.biases[0]), 0)
 
     def positive_statistics(self, x: Tensor) -> list[Tensor]:
         """Data term of the gradient from the mean-field posterior."""

@@ -270,28 +270,41 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         return self.statistics(self.rao_blackwell(state))
 
     def annealing_path(self, data: Tensor | None = None) -> _LayeredPath:
-        return _LayeredPath(self, base_rate_logits(data, self.layer_sizes[0], self.biases[0]))
+        """The AIS path from the base-rate model, with the odd (hidden) layers summed out."""
+        return _LayeredPath(self, base_rate_logits(data, self.layer_sizes[0], self.biases[0]), 1)
 
 
 class _LayeredPath:
-    r"""AIS path for a layered machine: state = (all layers, pre-activations of odd layers).
+    r"""AIS path for a layered machine, with the layers of one parity summed out of
+    :math:`f_\beta` (``summed_parity``: 1 for the odd layers, 0 for the visible and even
+    ones). State = (all layers, pre-activations of the summed layers); the pre-activations are
+    cached unscaled so each step costs one product per weight matrix and direction.
 
-    The odd layers are summed out of :math:`f_\beta`; their unscaled pre-activations are
-    cached so each step costs one product per weight matrix and direction.
+    On the path the tempered pre-activation of layer :math:`l` is :math:`\beta a^{(l)}`, plus
+    :math:`(1-\beta) b_A` for the visible layer, and a kept layer contributes its tempered bias
+    term, so
+
+    .. math::
+        \log f_\beta = \sum_{l \text{ kept}} \tilde b_\beta^{(l)\top} h^{(l)}
+            + \sum_{l \text{ summed}} \sum_j \operatorname{softplus}(\tilde a^{(l)}_{\beta j}).
     """
 
-    def __init__(self, model: LayeredBoltzmannMachine, base: Tensor) -> None:
+    def __init__(self, model: LayeredBoltzmannMachine, base: Tensor, summed_parity: int) -> None:
         self.model = model
-        self.base = base
+        self.base, self.base64 = base, base.double()
         self.weights, self.biases = list(model.weights), list(model.biases)
-        self.odd = list(range(1, len(model.layer_sizes), 2))
-        self.even_hidden = list(range(2, len(model.layer_sizes), 2))
+        depth = len(model.layer_sizes)
+        self.summed = list(range(summed_parity, depth, 2))
+        self.kept = list(range(1 - summed_parity, depth, 2))
         hidden = sum(model.layer_sizes[1:])
-        self.log_z0 = float(F.softplus(base.double()).sum()) + hidden * math.log(2.0)
+        self.log_z0 = float(F.softplus(self.base64).sum()) + hidden * math.log(2.0)
 
     def _with_pre(self, layers: list[Tensor]) -> tuple[list[Tensor], dict[int, Tensor], dict]:
-        pre = {i: layer_input(i, layers, self.weights, self.biases) for i in self.odd}
+        pre = {i: layer_input(i, layers, self.weights, self.biases) for i in self.summed}
         return layers, pre, {i: a.double() for i, a in pre.items()}
+
+    def _tempered(self, index: int, a: Tensor, beta: float, base: Tensor) -> Tensor:
+        return beta * a + (1.0 - beta) * base if index == 0 else beta * a
 
     def init(self, num_chains: int, generator: torch.Generator | None) -> Any:
         state = list(self.model.init_chain(num_chains, generator))
@@ -302,23 +315,23 @@ class _LayeredPath:
 
     def log_f(self, state: Any, beta: float) -> Tensor:
         layers, _, pre64 = state
-        b = self.biases
-        vis_bias = (1.0 - beta) * self.base + beta * b[0]
-        out = (layers[0] @ vis_bias).double()
-        for i in self.even_hidden:
-            out = out + beta * (layers[i] @ b[i]).double()
-        for i in self.odd:
-            out = out + F.softplus(beta * pre64[i]).sum(-1)
+        out = sum(
+            (layers[i] @ self._tempered(i, self.biases[i], beta, self.base)).double()
+            for i in self.kept
+        )
+        for i in self.summed:
+            out = out + F.softplus(self._tempered(i, pre64[i], beta, self.base64)).sum(-1)
         return out
 
     def transition(self, state: Any, beta: float, generator: torch.Generator | None) -> Any:
         layers, pre, _ = state
         layers = list(layers)
-        for i in self.odd:
-            layers[i] = bernoulli(torch.sigmoid(beta * pre[i]), generator)
-        for i in range(0, len(layers), 2):
-            a = beta * layer_input(i, layers, self.weights, self.biases)
-            if i == 0:
-                a = a + (1.0 - beta) * self.base
+        for i in self.summed:
+            a = self._tempered(i, pre[i], beta, self.base)
+            layers[i] = bernoulli(torch.sigmoid(a), generator)
+        for i in self.kept:
+            a = self._tempered(
+                i, layer_input(i, layers, self.weights, self.biases), beta, self.base
+            )
             layers[i] = bernoulli(torch.sigmoid(a), generator)
         return self._with_pre(layers)

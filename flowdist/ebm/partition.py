@@ -201,6 +201,7 @@ def _log_weights(
     return log_w
 
 
+@torch.no_grad()
 def ais(
     path: AnnealingPath,
     *,
@@ -213,7 +214,7 @@ def ais(
     ``betas`` is the schedule :math:`0 = \beta_0 < \dots < \beta_K = 1`, or an integer
     :math:`K` for :func:`salakhutdinov_murray_betas`. Raises :class:`FloatingPointError` when a
     run's importance weight is not finite (a diverged model, or a path whose base does not
-    cover the model).
+    cover the model). Nothing is differentiated: it runs under ``torch.no_grad``.
     """
     if not isinstance(num_chains, int) or num_chains < 2:
         raise ValueError(f"num_chains must be an integer >= 2, got {num_chains!r}")

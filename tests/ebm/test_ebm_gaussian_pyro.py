@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pytest
 import torch
@@ -9,7 +11,7 @@ from ebm_helpers import all_states, randomize
 from pyro.infer.mcmc import MCMC, NUTS
 
 from flowdist.datasets import load_digits
-from flowdist.ebm import BernoulliRBM, GaussianRBM, train_cd
+from flowdist.ebm import BernoulliRBM, BoltzmannMachine, GaussianRBM, train_cd
 
 
 def _exact_mean(grbm: GaussianRBM) -> torch.Tensor:
@@ -78,6 +80,22 @@ def test_an_ebm_enters_a_pyro_model_through_factor_and_as_a_likelihood():
     unnormalized = rbm.unnormalized_log_prob(x).sum()
     assert torch.allclose(factor_trace.log_prob_sum(), unnormalized)
     assert torch.allclose(like_trace.log_prob_sum(), unnormalized - 5 * rbm.log_partition().float())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_binary_support_check_is_exact(dtype):
+    # the fast x(1 - x) = 0 test accepts exactly {0, 1}: values one ulp off, subnormals,
+    # huge values, nan and inf all fail, in whichever chunk of a large data set they sit
+    bm = BoltzmannMachine(8, dtype=dtype)
+    ok = torch.bernoulli(torch.full((300_000, 8), 0.5, dtype=dtype))
+    assert bm._in_support(ok)
+    tiny, big = torch.finfo(dtype).tiny * torch.finfo(dtype).eps, torch.finfo(dtype).max
+    one_off = float(torch.nextafter(torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype)))
+    for bad in (0.5, -1.0, 2.0, one_off, tiny, -tiny, big, -big, math.nan, math.inf, -math.inf):
+        x = ok.clone()
+        x[-1, 3] = bad
+        assert not bm._in_support(x), bad
+        assert BernoulliRBM(8, 3, dtype=dtype)._in_support(x) is False
 
 
 def test_bad_input_is_rejected_with_the_cause():

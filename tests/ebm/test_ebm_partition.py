@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from flowdist.ebm import (
     PartitionTooLargeError,
     ais,
 )
+from flowdist.ebm.layered import _LayeredPath
 from flowdist.ebm.partition import enumerate_log_sum_exp, salakhutdinov_murray_betas
 
 
@@ -131,6 +133,24 @@ def test_ais_agrees_with_exact_within_its_error(make):
     assert est.lower - 1e-3 <= exact <= est.upper + 1e-3
     assert abs(est.log_z - exact) < 0.05
     assert 0 < est.std_error < 0.05 and est.ess > 20
+
+
+@pytest.mark.parametrize("sizes", [(6, 4, 3), (5, 4, 3, 4)])
+@pytest.mark.parametrize("summed_parity", [0, 1])
+def test_layered_ais_is_unbiased_whichever_parity_is_summed_out(sizes, summed_parity):
+    # the DBM default sums out v and the even layers (chains on the odd ones); summing out the
+    # odd layers instead is the RBM's path: both must estimate the same exact log Z
+    model = randomize(DeepBoltzmannMachine(sizes, dtype=torch.float64), 1.0, len(sizes))
+    data = torch.bernoulli(torch.full((50, sizes[0]), 0.3, dtype=torch.float64))
+    base = model.annealing_path(data).base
+    path = _LayeredPath(model, base, summed_parity)
+    assert path.summed == list(range(summed_parity, len(sizes), 2))
+    with warnings.catch_warnings():  # no autograd graph over the parameters, no warning
+        warnings.simplefilter("error")
+        est = ais(path, num_chains=200, betas=2000, generator=torch.Generator().manual_seed(0))
+    exact = float(model.log_partition())
+    assert est.lower - 1e-3 <= exact <= est.upper + 1e-3
+    assert abs(est.log_z - exact) < 0.1 and est.ess > 20
 
 
 def test_log_prob_uses_ais_estimate_when_not_enumerable():
