@@ -10,8 +10,8 @@ Binary layers :math:`v, h^{(1)}, \dots, h^{(L)}` (:math:`L \ge 2`) with the laye
 * **Joint training**: the data term of the gradient from a fully factorized mean-field
   posterior :math:`q(h \mid v) = \prod_{l,j} \mu_{lj}^{h_{lj}}(1-\mu_{lj})^{1-h_{lj}}`, fixed
   point of :math:`\mu^{(l)} = \sigma(b^{(l)} + W^{(l-1)\top}\mu^{(l-1)} + W^{(l)} \mu^{(l+1)})`;
-  the model term from persistent Gibbs chains alternating odd and even layers
-  (:func:`flowdist.ebm.train.train_cd` with ``persistent=True``).
+  the model term from persistent Gibbs chains alternating odd and even layers, started from
+  training rows (:func:`flowdist.ebm.train.train_cd` with ``persistent=True``).
 
 **Evaluation.** :math:`\log Z` by AIS (chains on the odd layers, the others summed out), and
 the variational lower bound

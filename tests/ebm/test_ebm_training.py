@@ -16,6 +16,7 @@ from flowdist.ebm import (
     UnnormalizedDistribution,
     train_cd,
 )
+from flowdist.ebm.train import _from_random_rows
 
 
 def _finite_difference(fn, params, eps=1e-5):
@@ -153,6 +154,20 @@ def test_pcd_with_weight_decay_improves_likelihood(digits):
     for before, after, _ in runs.values():
         assert after > before + 10
     assert runs[0.01][2] < runs[0.0][2]
+
+
+def test_persistent_chains_start_from_training_rows_drawn_uniformly():
+    data = all_states(5, torch.float32)[::4]  # 8 distinct rows
+    g = torch.Generator().manual_seed(0)
+    for model in (BernoulliRBM(5, 3, generator=g), DeepBoltzmannMachine((5, 4, 3), generator=g)):
+        state = _from_random_rows(model, data)(40_000, g)
+        v = model.visible(state)
+        match = (v[:, None, :] == data[None]).all(-1)  # (chains, rows)
+        assert bool(match.any(1).all())  # every chain starts at a training row
+        counts = match.sum(0).double()  # uniform: 5000 each, sd 66
+        assert bool(((counts - 5000).abs() < 5 * 66).all()), counts
+        hidden = state[1:] if isinstance(state, tuple) else []
+        assert all(bool(((h == 0) | (h == 1)).all()) for h in hidden)
 
 
 def test_learning_recovers_a_planted_boltzmann_machine():
