@@ -182,8 +182,8 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         with a square that does not overflow), checked in chunks of about a million values so
         that checking a whole data set needs no data-sized temporaries."""
         rows = x.reshape(-1, *self.event_shape) if x.dim() > 1 else x.reshape(1, -1)
-        binary = getattr(self.support, "base_constraint", self.support) is constraints.boolean
-        binary = binary and x.is_floating_point()
+        base = getattr(self.support, "base_constraint", self.support)
+        binary = base is constraints.boolean and x.is_floating_point()
         real = not self.support.is_discrete
 
         def ok(chunk: Tensor) -> Tensor:

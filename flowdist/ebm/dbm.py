@@ -32,12 +32,7 @@ import torch
 from torch import Tensor
 
 from flowdist.ebm.base import UnnormalizedDistribution
-from flowdist.ebm.layered import (
-    LayeredBoltzmannMachine,
-    _LayeredPath,
-    base_rate_logits,
-    layer_input,
-)
+from flowdist.ebm.layered import LayeredBoltzmannMachine, layer_input
 from flowdist.ebm.rbm import BernoulliRBM
 from flowdist.ebm.train import TrainingHistory, check_data, train_cd
 from flowdist.mcmc.gibbs import bernoulli
@@ -66,6 +61,11 @@ class _ScaledRBM(BernoulliRBM):
 
 class DeepBoltzmannMachine(LayeredBoltzmannMachine):
     r"""A deep Boltzmann machine with ``layer_sizes = (n_v, n_1, ..., n_L)``, :math:`L \ge 2`."""
+
+    #: AIS sums out the visible and even hidden layers, as in Salakhutdinov & Hinton (2009):
+    #: for two hidden layers the chains live on :math:`h^{(1)}` alone, and
+    #: :math:`f_\beta(h^{(1)})` integrates :math:`v` and :math:`h^{(2)}` analytically.
+    annealing_summed_parity = 0
 
     def __init__(self, layer_sizes: Sequence[int], **kw: Any) -> None:
         if (
@@ -103,13 +103,6 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
                 else:
                     mus[i] = torch.sigmoid(layer_input(i, mus, weights, biases))
         return mus
-
-    def annealing_path(self, data: Tensor | None = None) -> _LayeredPath:
-        r"""The AIS path from the base-rate model with the visible and even hidden layers summed
-        out, as in Salakhutdinov & Hinton (2009): for two hidden layers the chains live on
-        :math:`h^{(1)}` alone, and :math:`f_\beta(h^{(1)})` integrates :math:`v` and
-        :math:`h^{(2)}` analytically (the larger class, hence lower-variance weights)."""
-        return _LayeredPath(self, base_rate_logits(data, self.layer_sizes[0], self.biases[0]), 0)
 
     def positive_statistics(self, x: Tensor) -> list[Tensor]:
         """Data term of the gradient from the mean-field posterior."""

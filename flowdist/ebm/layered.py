@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +106,9 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
     """
 
     support = constraints.independent(constraints.boolean, 1)
+    #: The parity of the layers AIS sums out of :math:`f_\beta` (see :class:`_LayeredPath`):
+    #: 1, the hidden layer of an RBM.
+    annealing_summed_parity: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -270,8 +273,10 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         return self.statistics(self.rao_blackwell(state))
 
     def annealing_path(self, data: Tensor | None = None) -> _LayeredPath:
-        """The AIS path from the base-rate model, with the odd (hidden) layers summed out."""
-        return _LayeredPath(self, base_rate_logits(data, self.layer_sizes[0], self.biases[0]), 1)
+        """The AIS path from the base-rate model, with the layers of parity
+        :attr:`annealing_summed_parity` summed out."""
+        base = base_rate_logits(data, self.layer_sizes[0], self.biases[0])
+        return _LayeredPath(self, base, self.annealing_summed_parity)
 
 
 class _LayeredPath:
