@@ -1,6 +1,7 @@
 """Noise-aware timing for benchmarks on shared machines.
 
-Competitors are interleaved (one call of each, in turn) within *blocks*; for every block we read
+Competitors are interleaved (one call of each, in an order shuffled afresh every round, so that
+no competitor always follows the same one) within *blocks*; for every block we read
 the machine-wide busy CPU time from ``/proc/stat`` and subtract this process's own CPU time. A
 block during which other processes used more than ``max_other`` of a core is dropped, and the
 statistics are medians over the kept calls. Ratios are only ever taken between timings of the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import random
 import shlex
 import statistics
 import sys
@@ -63,9 +65,13 @@ def interleave(
     warmup: int = 3,
     max_other: float = 0.25,
     max_blocks: int | None = None,
+    seed: int = 0,
 ) -> Timings:
     """Time each function ``calls`` times per block, interleaved, until ``blocks`` quiet blocks
-    were kept (or ``max_blocks`` were run, default ``4 * blocks``)."""
+    were kept (or ``max_blocks`` were run, default ``4 * blocks``). Each round calls every
+    function once, in an order drawn from ``seed``: in a fixed order each competitor would
+    always run after the same one, in the cache and allocator state that one leaves."""
+    order = random.Random(seed)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -77,7 +83,7 @@ def interleave(
         block: dict[str, list[float]] = {name: [] for name in fns}
         busy0, cpu0, wall0 = _busy_seconds(), time.process_time(), time.perf_counter()
         for _ in range(calls):
-            for name, fn in fns.items():
+            for name, fn in order.sample(list(fns.items()), len(fns)):
                 start = time.perf_counter()
                 fn()
                 block[name].append(time.perf_counter() - start)

@@ -397,6 +397,8 @@ def main() -> None:
     validation_off()
     if args.memory_only:
         results = json.loads(args.out.read_text())
+        if "rows" not in results:
+            parser.error(f"--memory-only needs a results file of one run; {args.out} has several")
     else:
         results = {
             "command": command_line(),

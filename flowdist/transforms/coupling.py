@@ -250,13 +250,16 @@ def affine_map(
     \ge 0` (``bound`` unused). Returns the value (written into ``out`` if given) and the
     elementwise log-det (:math:`\pm s`)."""
     shift, raw = params.chunk(2, dim)
-    if sigmoid:
-        log_scale = nn.functional.softplus(-2.0 - raw)
-    else:
-        log_scale = bound * torch.tanh(raw / bound)
+    # the elementwise log-det, s (or -s for the inverse), with no negation pass
+    if sigmoid:  # -s = log sigmoid(s~ + 2)
+        ladj = nn.functional.logsigmoid(raw + 2.0)
+        ladj = ladj if inverse else -ladj
+    else:  # b tanh(u / b) = 2b sigmoid(2u / b) - b: torch's CPU sigmoid is 3-6x faster than tanh
+        twice = torch.sigmoid(raw * (2.0 / bound)) * (2.0 * bound)
+        ladj = torch.rsub(twice, bound) if inverse else twice - bound  # exactly -s and s
     if inverse:
-        return torch.mul(x - shift, torch.exp(-log_scale), out=out), -log_scale
-    return torch.addcmul(shift, x, torch.exp(log_scale), out=out), log_scale
+        return torch.mul(x - shift, torch.exp(ladj), out=out), ladj
+    return torch.addcmul(shift, x, torch.exp(ladj), out=out), ladj
 
 
 # --------------------------------------------------------------------------- couplings
