@@ -1,7 +1,7 @@
 """Speed of flowdist's coupling, autoregressive and Glow layers against Pyro, zuko, nflows
-and normflows, in one process, timed by :func:`benchmarks.timing.interleave` (one call of each
-competitor in turn within a block; blocks during which other processes used the CPU are
-dropped). Reports the median ms per call and flowdist's ratio to the fastest competitor.
+and normflows, in one process, timed by :func:`benchmarks.timing.interleave` (rounds of one call
+of each competitor, in a shuffled order, within blocks; blocks during which other processes used
+the CPU are dropped). Reports the median ms per call and flowdist's ratio to the fastest competitor.
 
     python -m benchmarks.flows.speed --out benchmarks/flows/speed.json
     python -m benchmarks.flows.speed --memory-only --threads 1 --out benchmarks/flows/speed.json
