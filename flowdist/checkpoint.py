@@ -166,6 +166,13 @@ def load_checkpoint(path: str | Path, *, model: str | Collection[str] | None = N
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint: no such file {str(path)!r}")
+    with path.open("rb") as f:  # torch.save writes a zip archive; torch.load would read any
+        zipped = f.read(4) == b"PK\x03\x04"  # other file as a legacy pickle, with warnings
+    if not zipped:
+        raise CheckpointError(
+            f"checkpoint: {str(path)!r} is truncated or corrupted and cannot be read "
+            "(not a torch archive)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for damaged files
