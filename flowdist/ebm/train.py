@@ -118,6 +118,8 @@ def _from_random_rows(
     these starts (``benchmarks/ebm/RESULTS.md``)."""
 
     def start(num_chains: int, generator: torch.Generator | None) -> Any:
+        # rows from torch.rand, not torch.randint: sharded_randomness serves rand to every rank
+        # at the global size (and refuses randint), so torchrun keeps the one-process chains
         u = torch.rand(num_chains, generator=generator, dtype=torch.float64, device=data.device)
         rows = (u * len(data)).long().clamp_(max=len(data) - 1)
         return model.chain_from_data(data.index_select(0, rows), generator)

@@ -250,7 +250,7 @@ def affine_map(
     \ge 0` (``bound`` unused). Returns the value (written into ``out`` if given) and the
     elementwise log-det (:math:`\pm s`)."""
     shift, raw = params.chunk(2, dim)
-    # the elementwise log-det, s (or -s for the inverse), with no negation pass
+    # the elementwise log-det as returned: s, or -s for the inverse
     if sigmoid:  # -s = log sigmoid(s~ + 2)
         ladj = nn.functional.logsigmoid(raw + 2.0)
         ladj = ladj if inverse else -ladj
