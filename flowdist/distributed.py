@@ -196,7 +196,7 @@ def gather_rows(local: Tensor, total: int, ctx: DistributedContext | None = None
 
 #: Random draws that :func:`sharded_randomness` makes at full size and slices.
 _FACTORIES = frozenset({torch.rand, torch.randn})
-_FILLS = frozenset({torch.Tensor.uniform_, torch.Tensor.normal_})
+_FILLS = frozenset({torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.random_})
 #: Random draws whose full-size version it cannot form (their parameters are per-row tensors).
 _REFUSED = frozenset(
     {
@@ -210,7 +210,6 @@ _REFUSED = frozenset(
         torch.randn_like,
         torch.Tensor.bernoulli_,
         torch.Tensor.exponential_,
-        torch.Tensor.random_,
     }
 )
 
@@ -273,8 +272,8 @@ class _ShardedRandomness(TorchFunctionMode):
             raise NotImplementedError(
                 f"{getattr(func, '__name__', func)} under torch.distributed: a rank's random "
                 "draws must be its rows of the one-process draws, which is done for "
-                "torch.rand, torch.randn, Tensor.uniform_ and Tensor.normal_; draw through "
-                "them (flowdist.mcmc.gibbs.bernoulli does)"
+                "torch.rand, torch.randn, Tensor.uniform_, Tensor.normal_ and Tensor.random_; "
+                "draw through them (flowdist.mcmc.gibbs.bernoulli does)"
             )
         return func(*args, **kwargs)
 
@@ -288,7 +287,7 @@ def sharded_randomness(
     So rank :math:`r`'s chains, runs or posterior draws are rows :func:`bounds` of the
     one-process ones, and every generator (``generator=`` or torch's default) advances on every
     rank as in a single process. Applies to ``torch.rand``, ``torch.randn``,
-    ``Tensor.uniform_`` and ``Tensor.normal_`` (what flowdist's samplers and
+    ``Tensor.uniform_``, ``Tensor.normal_`` and ``Tensor.random_`` (what flowdist's samplers and
     ``torch.distributions`` reparameterised draws use); other random operations raise
     :class:`NotImplementedError` with more than one process. A no-op for one process.
     """

@@ -23,6 +23,7 @@ from flowdist.checkpoint import load_checkpoint
 from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM, train_cd
 from flowdist.flows import PlanarFlow
 from flowdist.flows.train import fit_density
+from flowdist.mcmc.gibbs import bernoulli
 from flowdist.vae import VAE
 from flowdist.vae.train import fit
 
@@ -228,6 +229,12 @@ def test_a_rank_draws_its_rows_of_the_one_process_random_numbers():
         assert torch.equal(z, normal[:, 3:])
         with pytest.raises(NotImplementedError, match="bernoulli"):
             torch.bernoulli(torch.full((3, 4), 0.5), generator=g)
+    # flowdist's Bernoulli draws (random int64 bits for float32, uniforms for float64)
+    probs = torch.rand(6, 5, generator=_seeded(2))
+    for dtype in (torch.float32, torch.float64):
+        whole = bernoulli(probs.to(dtype), _seeded(3))
+        with distributed.sharded_randomness(6, ctx=distributed.DistributedContext(1, 2)):
+            assert torch.equal(bernoulli(probs[3:].to(dtype), _seeded(3)), whole[3:])
 
 
 def test_train_cd_needs_equal_shares(monkeypatch):

@@ -196,7 +196,8 @@ def train_cd(
     _check_world(sizes | ({"num_chains": num_chains} if persistent else {}), ctx)
     broadcast(*model.state_dict().values(), ctx=ctx)
     params = list(model.parameters())
-    velocity = [torch.zeros_like(p) for p in params]
+    # no velocity to keep when the momentum is a constant 0: one pass per update, not two
+    velocity = [torch.zeros_like(p) if callable(momentum) or momentum else None for p in params]
     chains = PersistentChains(_from_random_rows(model, data)) if persistent else None
     history = TrainingHistory()
     n = data.shape[0]
@@ -220,6 +221,9 @@ def train_cd(
                 for p, u, grad in zip(params, velocity, grads, strict=True):
                     if weight_decay and p.dim() >= 2:
                         grad = grad - weight_decay * p
+                    if u is None:
+                        p.add_(grad, alpha=eta)
+                        continue
                     if mu:
                         u.mul_(mu).add_(grad, alpha=eta)
                     else:  # one pass instead of two

@@ -14,6 +14,7 @@ from ebm_helpers import all_states, brute_joint_log_f, randomize, small_bm
 
 from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM
 from flowdist.mcmc import PersistentChains, run_chain
+from flowdist.mcmc.gibbs import _threshold, bernoulli
 
 N = 6000
 
@@ -101,3 +102,57 @@ def test_persistent_chains_reset_on_shape_change():
     assert torch.equal(chains.get(3, torch.zeros(1)), a + 1)
     assert torch.equal(chains.get(4, torch.zeros(1)), torch.zeros(4, 2))
     assert chains.get(4, torch.zeros(1, dtype=torch.float64)).dtype == torch.float32
+
+
+def _exact_law(probs: torch.Tensor) -> torch.Tensor:
+    """:math:`2^{-32} \\#\\{s : \\mathrm{fl}_{32}(s) < t\\}` over all int32 ``s``, counted by
+    bisection with the comparison ``bernoulli`` makes (int32 against float32 ``torch.lt``)."""
+    t = _threshold(probs)
+    lo = torch.full(probs.shape, -(2**31), dtype=torch.int64)
+    hi = torch.full(probs.shape, 2**31, dtype=torch.int64)  # first s that fails; 2^31: none
+    while bool((lo < hi).any()):
+        mid = (lo + hi) // 2  # an int32 where lo < hi, below only there
+        below = torch.lt(mid.clamp(max=2**31 - 1).to(torch.int32), t) & (lo < hi)
+        lo, hi = torch.where(below, mid + 1, lo), torch.where(below, hi, mid)
+    return (lo + 2**31).double() / 2**32
+
+
+def test_bernoulli_law_is_exact_at_0_and_1_and_within_2_to_the_minus_23():
+    g = torch.Generator().manual_seed(0)
+    powers = torch.randint(1, 60, (5000,), generator=g).float()
+    probs = torch.cat(
+        [
+            torch.rand(20000, generator=g),
+            2.0**-powers,  # tiny
+            1.0 - 2.0 ** -powers.clamp(max=24),  # next to 1
+            torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 1.0 - 2.0**-24]),
+        ]
+    )
+    law = _exact_law(probs)
+    assert law[-6].item() == 0.0 and law[-5].item() == 1.0 and law[-4].item() == 0.5
+    assert (law - probs.double()).abs().max().item() < 2.0**-23
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_bernoulli_frequencies_match_their_probabilities(dtype):
+    probs = torch.tensor([0.0, 1e-3, 0.3, 0.5, 0.9, 1.0], dtype=dtype).repeat(40000, 1)
+    draws = bernoulli(probs, torch.Generator().manual_seed(0))
+    assert draws.dtype == dtype and set(draws.unique().tolist()) <= {0.0, 1.0}
+    p, freq = probs[0].double(), draws.double().mean(0)
+    assert bool(((freq - p).abs() <= 5 * torch.sqrt(p * (1 - p) / len(probs))).all()), freq
+    # the columns (halves of the same int64 draws) are uncorrelated
+    corr = torch.corrcoef(draws[:, 2:5].double().T)
+    assert (corr - torch.eye(3, dtype=torch.float64)).abs().max() < 5 / len(probs) ** 0.5
+
+
+def test_bernoulli_into_a_view_and_its_bad_arguments():
+    out = torch.full((3, 6), 7.0, dtype=torch.bfloat16)
+    g = torch.Generator().manual_seed(0)
+    bernoulli(torch.tensor([[0.0, 1.0, 0.0, 1.0, float("nan")]]).expand(3, 5), g, out=out[:, :5])
+    assert out[:, :5].tolist() == [[0.0, 1.0, 0.0, 1.0, 0.0]] * 3 and (out[:, 5] == 7).all()
+    for shape in [(), (7,), (2, 3, 5)]:  # odd and even last sizes, no size at all
+        assert bernoulli(torch.full(shape, 0.5), g).shape == shape
+    with pytest.raises(ValueError, match=r"out must be a tensor of shape \(3, 5\)"):
+        bernoulli(torch.full((3, 5), 0.5), g, out=torch.empty(3, 6))
+    with pytest.raises(TypeError, match="probs must be a floating-point"):
+        bernoulli(torch.ones(3, dtype=torch.int64), g)

@@ -240,6 +240,38 @@ def test_train_cd_checks_the_support_once(build, monkeypatch):
     assert checked == ["data", "x"]
 
 
+class _ConstantGradient(BernoulliRBM):
+    """An RBM whose contrastive gradient is 1 everywhere: train_cd's update rule alone."""
+
+    def contrastive_gradient(self, x, k, generator=None, state=None):
+        return [torch.ones_like(p) for p in self.parameters()], (x, x[:, :3])
+
+
+@pytest.mark.parametrize(
+    "momentum", [0.0, 0.5, lambda epoch: 0.5 * epoch], ids=["none", "constant", "schedule"]
+)
+def test_train_cd_update_is_sgd_with_momentum_and_weight_decay(momentum):
+    rbm = randomize(_ConstantGradient(4, 3, dtype=torch.float64), 0.5, 0)
+    start = [p.detach().clone() for p in rbm.parameters()]
+    train_cd(
+        rbm,
+        torch.zeros(4, 4, dtype=torch.float64),
+        epochs=2,
+        batch_size=2,
+        lr=0.1,
+        momentum=momentum,
+        weight_decay=0.2,
+    )
+    for theta, got in zip(start, rbm.parameters(), strict=True):
+        u = torch.zeros_like(theta)
+        for epoch in (0, 0, 1, 1):  # two updates per epoch
+            mu = momentum(epoch) if callable(momentum) else momentum
+            grad = 1.0 - (0.2 * theta if theta.dim() >= 2 else 0.0)  # decay on weights only
+            u = mu * u + 0.1 * grad
+            theta = theta + u
+        torch.testing.assert_close(got.detach(), theta, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("persistent", [False, True])
 def test_rbm_contrastive_gradient_is_positive_minus_negative_statistics(persistent, fused):
