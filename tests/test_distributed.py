@@ -229,12 +229,12 @@ def test_a_rank_draws_its_rows_of_the_one_process_random_numbers():
         assert torch.equal(z, normal[:, 3:])
         with pytest.raises(NotImplementedError, match="bernoulli"):
             torch.bernoulli(torch.full((3, 4), 0.5), generator=g)
-    # flowdist's Bernoulli draws (random int64 bits for float32, uniforms for float64)
-    probs = torch.rand(6, 5, generator=_seeded(2))
-    for dtype in (torch.float32, torch.float64):
-        whole = bernoulli(probs.to(dtype), _seeded(3))
+    # flowdist's Bernoulli draws: uniforms for narrow rows or float64, random bits for wide ones
+    for width, dtype in ((5, torch.float32), (301, torch.float32), (301, torch.float64)):
+        probs = torch.rand(6, width, generator=_seeded(2), dtype=dtype)
+        whole = bernoulli(probs, _seeded(3))
         with distributed.sharded_randomness(6, ctx=distributed.DistributedContext(1, 2)):
-            assert torch.equal(bernoulli(probs[3:].to(dtype), _seeded(3)), whole[3:])
+            assert torch.equal(bernoulli(probs[3:], _seeded(3)), whole[3:])
 
 
 def test_train_cd_needs_equal_shares(monkeypatch):

@@ -139,8 +139,8 @@ class BernoulliRBM(LayeredBoltzmannMachine):
             p_both = probs(cc, rows, wc)
             p_x, p_v = p_both[:n], p_both[n:]
         cols = torch.empty((n + m, w.shape[1]), dtype=cd, device=x.device)
-        torch.mul(p_x, 1.0 / n, out=cols[:n])
-        torch.mul(p_v, -1.0 / m, out=cols[n:])
+        torch.div(p_x, n, out=cols[:n])
+        torch.div(p_v, -m, out=cols[n:])
         v = v.to(x.dtype)
         grads = [(rows.T @ cols).to(w.dtype), x.mean(0) - v.mean(0), p_x.mean(0) - p_v.mean(0)]
         return grads, (v, bernoulli(p_v, generator))

@@ -36,12 +36,15 @@ State = Any  # a tensor or a tuple of tensors; the kernel decides
 #: Half-width of the thresholds :func:`bernoulli` compares 32-bit draws with:
 #: :math:`2^{31} + 256`, a float32 above every int32 rounded to float32.
 _HALF_RANGE = 2.0**31 + 256.0
+#: Rows at least this wide are drawn from random bits (:func:`bernoulli`); narrower ones, whose
+#: draws cost less than the bits' extra operations, from :func:`torch.rand`.
+_BITS_MIN_WIDTH = 256
 
 
 def _threshold(probs: Tensor) -> Tensor:
     r"""The float32 :math:`t = (p - \tfrac12)(2^{32} + 512)`: a uniform int32 :math:`s` has
     :math:`P(\mathrm{fl}_{32}(s) < t) = p` up to :math:`2^{-23}` (see :func:`bernoulli`)."""
-    return (probs.to(torch.float32) - 0.5).mul_(2.0 * _HALF_RANGE)
+    return (probs.float() - 0.5).mul_(2.0 * _HALF_RANGE)
 
 
 def bernoulli(
@@ -54,20 +57,22 @@ def bernoulli(
     r"""Independent draws :math:`\mathbb 1[u < p]` in ``dtype`` (default: ``probs``' dtype), or
     into ``out`` (a tensor, or a view, of ``probs``' shape).
 
-    The same law as :func:`torch.bernoulli`, several times faster on CPU. For float64
-    ``probs``, :math:`u` is :func:`torch.rand`'s 53-bit uniform. Otherwise it is a uniform
-    32-bit integer :math:`s`, half of an int64 draw (torch's CPU generator makes those at half
-    the cost of a float32 uniform), compared in float32 with the threshold
-    :math:`t = (p - \tfrac12)(2^{32} + 512)`:
+    The same law as :func:`torch.bernoulli`, several times faster on CPU. Rows (the last
+    dimension of a tensor of two or more) of at least 256 probabilities that are not float64
+    draw from random bits: :math:`u` is a uniform 32-bit integer :math:`s`, half of an int64
+    draw (torch's CPU generator makes those at half the cost of a float32 uniform), compared in
+    float32 with the threshold :math:`t = (p - \tfrac12)(2^{32} + 512)`,
 
     .. math::
         P(\text{draw} = 1) = 2^{-32}\,\#\{s \in [-2^{31}, 2^{31}) : \mathrm{fl}_{32}(s) < t\}
-            = p + \varepsilon, \qquad |\varepsilon| < 2^{-23}:
+            = p + \varepsilon, \qquad |\varepsilon| < 2^{-23}
 
-    the scale's excess over :math:`2^{32}` contributes at most :math:`2^{-24}` and three
-    roundings :math:`2^{-26}` each, and the law is exact at :math:`p = 0` and :math:`p = 1`
-    (``tests/ebm/test_ebm_gibbs.py`` counts it). :func:`torch.rand`'s float32 uniforms,
-    multiples of :math:`2^{-24}`, are off by up to :math:`2^{-24}`.
+    (the scale's excess over :math:`2^{32}` contributes at most :math:`2^{-24}` and three
+    roundings :math:`2^{-26}` each), exact at :math:`p = 0` and :math:`p = 1`
+    (``tests/ebm/test_ebm_gibbs.py`` counts it). Other draws compare :func:`torch.rand`'s
+    float32 uniforms, multiples of :math:`2^{-24}` (off by up to :math:`2^{-24}`), or its
+    53-bit ones for float64 ``probs``. The choice depends on the row width only, never on the
+    number of rows, so :func:`flowdist.distributed.sharded_randomness` slices either.
 
     Probabilities outside :math:`[0, 1]` are not checked (this is the inner loop of every
     sampler): ``nan`` draws 0.
@@ -81,15 +86,19 @@ def bernoulli(
         raise ValueError(
             f"out must be a tensor of shape {tuple(probs.shape)}, got {_describe(out)}"
         )
-    if probs.dtype == torch.float64:
-        u = torch.rand(probs.shape, generator=generator, dtype=probs.dtype, device=probs.device)
+    wide = probs.dim() >= 2 and probs.shape[-1] >= _BITS_MIN_WIDTH
+    if probs.dtype == torch.float64 or not wide:
+        uniform = torch.float64 if probs.dtype == torch.float64 else torch.float32
+        u = torch.rand(probs.shape, generator=generator, dtype=uniform, device=probs.device)
         threshold = probs
     else:
-        # the last dimension halved, not the rows: sharded_randomness finds the rows in it
-        lead, d = (probs.shape[:-1], probs.shape[-1]) if probs.dim() else ((), 1)
-        bits = torch.empty((*lead, (d + 1) // 2), dtype=torch.int64, device=probs.device)
+        d = probs.shape[-1]  # the width halved, not the rows, which sharded_randomness finds
+        bits = torch.empty(
+            (*probs.shape[:-1], (d + 1) // 2), dtype=torch.int64, device=probs.device
+        )
         bits.random_(-(2**63), None, generator=generator)
-        u = bits.view(torch.int32)[..., :d].reshape(probs.shape)
+        u = bits.view(torch.int32)
+        u = u[..., :d] if d % 2 else u
         threshold = _threshold(probs)
     # comparing straight into the output dtype skips a boolean temporary and a cast (4-6x)
     return torch.lt(u, threshold, out=out)

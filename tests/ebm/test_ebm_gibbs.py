@@ -134,15 +134,19 @@ def test_bernoulli_law_is_exact_at_0_and_1_and_within_2_to_the_minus_23():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
-def test_bernoulli_frequencies_match_their_probabilities(dtype):
-    probs = torch.tensor([0.0, 1e-3, 0.3, 0.5, 0.9, 1.0], dtype=dtype).repeat(40000, 1)
+@pytest.mark.parametrize("width", [6, 300], ids=["uniforms", "bits"])
+def test_bernoulli_frequencies_match_their_probabilities(dtype, width):
+    values = torch.tensor([0.0, 1e-3, 0.3, 0.5, 0.9, 1.0], dtype=dtype)
+    probs = values.repeat(240000 // width, width // 6)
     draws = bernoulli(probs, torch.Generator().manual_seed(0))
     assert draws.dtype == dtype and set(draws.unique().tolist()) <= {0.0, 1.0}
-    p, freq = probs[0].double(), draws.double().mean(0)
-    assert bool(((freq - p).abs() <= 5 * torch.sqrt(p * (1 - p) / len(probs))).all()), freq
-    # the columns (halves of the same int64 draws) are uncorrelated
-    corr = torch.corrcoef(draws[:, 2:5].double().T)
-    assert (corr - torch.eye(3, dtype=torch.float64)).abs().max() < 5 / len(probs) ** 0.5
+    freq, p = draws.double().reshape(-1, 6).mean(0), values.double()
+    n = probs.numel() // 6
+    assert bool(((freq - p).abs() <= 5 * torch.sqrt(p * (1 - p) / n)).all()), freq
+    # neighbouring draws (for "bits", the two halves of one int64 and adjacent int64s)
+    half = torch.full((4000, width), 0.5, dtype=dtype)
+    corr = torch.corrcoef(bernoulli(half, torch.Generator().manual_seed(1))[:, :3].double().T)
+    assert (corr - torch.eye(3, dtype=torch.float64)).abs().max() < 5 / 4000**0.5
 
 
 def test_bernoulli_into_a_view_and_its_bad_arguments():
@@ -150,7 +154,10 @@ def test_bernoulli_into_a_view_and_its_bad_arguments():
     g = torch.Generator().manual_seed(0)
     bernoulli(torch.tensor([[0.0, 1.0, 0.0, 1.0, float("nan")]]).expand(3, 5), g, out=out[:, :5])
     assert out[:, :5].tolist() == [[0.0, 1.0, 0.0, 1.0, 0.0]] * 3 and (out[:, 5] == 7).all()
-    for shape in [(), (7,), (2, 3, 5)]:  # odd and even last sizes, no size at all
+    wide, probs = torch.full((2, 302), 7.0), torch.tensor([0.0, 1.0]).repeat(2, 151)[:, :301]
+    bernoulli(probs, g, out=wide[:, :301])  # an odd-width view drawn from random bits
+    assert torch.equal(wide[:, :301], probs) and (wide[:, 301] == 7).all()
+    for shape in [(), (7,), (2, 3, 5), (2, 3, 256), (4, 257)]:  # rows narrow and wide
         assert bernoulli(torch.full(shape, 0.5), g).shape == shape
     with pytest.raises(ValueError, match=r"out must be a tensor of shape \(3, 5\)"):
         bernoulli(torch.full((3, 5), 0.5), g, out=torch.empty(3, 6))
