@@ -108,8 +108,8 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         one product for both terms, and for PCD one product gives :math:`P_x` and
         :math:`P_{v_k}` together. An update costs :math:`2k + 3` products of the size of a
         mini-batch — as few as scikit-learn's PCD — computed in ``compute_dtype``; with
-        ``torch.bfloat16`` on a CPU with AVX-512 BF16 or AMX, or a GPU, they run several times
-        faster (the parameters and the returned gradient stay at the parameters' precision).
+        ``torch.bfloat16`` they run faster on CPUs with AVX-512 BF16 or AMX and on GPUs (the
+        parameters and the returned gradient stay at the parameters' precision).
         """
         w = self.weight
         cd = self.compute_dtype or w.dtype
