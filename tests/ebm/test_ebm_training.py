@@ -304,6 +304,25 @@ def test_scaled_pretraining_rbm_gradient_uses_its_scaled_conditionals():
         assert torch.allclose(a, b, atol=1e-12)
 
 
+@pytest.mark.parametrize("compute_dtype", [None, torch.bfloat16])
+def test_fused_rbm_gradient_on_wide_layers_draws_the_exact_conditionals(compute_dtype):
+    # W = 0 makes every unit independent, p(v_i = 1) = sigmoid(b_i), p(h_j = 1) = sigmoid(c_j);
+    # 300 visible and 260 hidden units take bernoulli's random-bits path
+    rbm = BernoulliRBM(300, 260, init_std=0.0, compute_dtype=compute_dtype)
+    with torch.no_grad():
+        rbm.visible_bias.copy_(torch.linspace(-4.0, 4.0, 300))
+        rbm.hidden_bias.copy_(torch.linspace(-3.0, 3.0, 260))
+    n = 4000
+    g = torch.Generator().manual_seed(0)
+    for state in (None, rbm.init_chain(n, g)):  # CD-1 from the data, PCD-1 from chains
+        grads, (v, h) = rbm.contrastive_gradient(torch.zeros(n, 300), 1, g, state)
+        for draws, bias in ((v, rbm.visible_bias), (h, rbm.hidden_bias)):
+            p = torch.sigmoid(bias)
+            assert bool(((draws.mean(0) - p).abs() <= 5 * (p * (1 - p) / n).sqrt()).all())
+        torch.testing.assert_close(grads[1], -v.mean(0))  # x = 0
+        assert not grads[2].any()  # P_x = P_v = sigmoid(c)
+
+
 def test_fused_rbm_chain_samples_the_exact_marginals():
     rbm = randomize(BernoulliRBM(5, 3, dtype=torch.float64), 1.0, 2)
     g = torch.Generator().manual_seed(0)
