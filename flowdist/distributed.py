@@ -67,14 +67,17 @@ class DistributedContext:
 
 
 def init(backend: str | None = None) -> DistributedContext:
-    """Initialise the default process group from ``torchrun``'s environment variables (gloo on
-    CPU, NCCL when CUDA is available), once; without them, a one-process context."""
+    """Initialise the default process group from ``torchrun``'s environment variables, once;
+    without them, a one-process context. By default gloo for CPU tensors and, when CUDA is
+    available, NCCL for CUDA tensors (each rank on the GPU of its local rank): models trained on
+    the CPU of a GPU machine reduce through gloo."""
     if dist.is_available() and not dist.is_initialized() and "WORLD_SIZE" in os.environ:
         if backend is None:
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if "nccl" in backend and local_rank < torch.cuda.device_count():
+            torch.cuda.set_device(local_rank)
     return context()
 
 

@@ -9,10 +9,12 @@ never surfaces as a traceback from deep inside torch or Pyro. (Positive sizes ar
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
 import torch
+from torch import Tensor
 
 __all__ = ["check_count", "check_float_dtype", "check_generator", "check_number", "squares_finite"]
 
@@ -51,6 +53,26 @@ def squares_finite(x: torch.Tensor) -> torch.Tensor:
     if not x.is_floating_point():
         return torch.ones((), dtype=torch.bool, device=x.device)
     return (x.abs() <= math.sqrt(torch.finfo(x.dtype).max)).all()
+
+
+def generator_device(generator: torch.Generator | None) -> torch.device | None:
+    """The device that draws with ``generator`` are made on (a CUDA generator draws only on
+    CUDA); ``None`` for torch's default generator."""
+    return None if generator is None else generator.device
+
+
+def initial_draw(
+    draw: Callable[..., Tensor],
+    *shape: int,
+    generator: torch.Generator | None,
+    device: torch.device | str | None,
+    **kwargs: Any,
+) -> Tensor:
+    """``draw(*shape, **kwargs)`` (``torch.randn``, say) made with ``generator`` on that
+    generator's device, so that a seed gives the same initial parameters wherever the model
+    lives, then moved to ``device`` (the default device when ``None``)."""
+    value = draw(*shape, generator=generator, device=generator_device(generator), **kwargs)
+    return value.to(torch.empty(0, device=device).device)
 
 
 def check_generator(generator: Any) -> None:

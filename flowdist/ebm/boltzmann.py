@@ -32,7 +32,7 @@ from flowdist.ebm.layered import base_rate_logits
 from flowdist.ebm.partition import enumerate_log_sum_exp
 from flowdist.mcmc.gibbs import bernoulli, site_gibbs_sweep
 from flowdist.transforms.base import check_dim
-from flowdist.validation import check_float_dtype, check_number
+from flowdist.validation import check_float_dtype, check_number, initial_draw
 
 __all__ = ["BoltzmannMachine"]
 
@@ -69,7 +69,8 @@ class BoltzmannMachine(UnnormalizedDistribution):
         super().__init__(num_units, validate_args=validate_args)
         kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         self.num_units = num_units
-        w = torch.randn(num_units, num_units, generator=generator) * init_std
+        w = initial_draw(torch.randn, num_units, num_units, generator=generator, device=device)
+        w = w * init_std
         self.weight = nn.Parameter(torch.triu(w, 1).add(torch.triu(w, 1).T).to(**kw))
         self.bias = nn.Parameter(torch.zeros(num_units, **kw))
 

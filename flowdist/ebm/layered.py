@@ -39,7 +39,7 @@ from torch.distributions import constraints
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.ebm.partition import enumerate_log_sum_exp
 from flowdist.mcmc.gibbs import alternating_gibbs_sweep, bernoulli
-from flowdist.validation import check_float_dtype, check_number
+from flowdist.validation import check_float_dtype, check_number, initial_draw
 
 __all__ = ["LayeredBoltzmannMachine", "base_rate_logits"]
 
@@ -134,7 +134,9 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         self.compute_dtype = compute_dtype
         kw: dict[str, Any] = {"dtype": dtype or torch.get_default_dtype()}
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.randn(a, b, generator=generator, **kw).to(device) * init_std)
+            nn.Parameter(
+                initial_draw(torch.randn, a, b, generator=generator, device=device, **kw) * init_std
+            )
             for a, b in itertools.pairwise(sizes)
         )
         self.biases = nn.ParameterList(
@@ -142,6 +144,13 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
         )
 
     # -- conditionals and energies ----------------------------------------------------------
+    @property
+    def bernoulli_bits(self) -> int:
+        """Random bits per Bernoulli draw of a wide layer (:func:`~flowdist.mcmc.gibbs.bernoulli`):
+        16 when the products are computed in a 16-bit dtype, whose rounding is far larger than
+        the draws' :math:`2^{-17}`, else 32."""
+        return 16 if (self.compute_dtype or self.weights[0].dtype).itemsize == 2 else 32
+
     def layer_input(self, index: int, layers: Sequence[Tensor | None]) -> Tensor:
         r"""The pre-activation :math:`a^{(l)}` of layer ``index`` given its neighbours."""
         return layer_input(index, layers, list(self.weights), list(self.biases), self.compute_dtype)
@@ -149,7 +158,8 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
     def _sample_layer(
         self, index: int, layers: Sequence[Tensor], generator: torch.Generator | None
     ) -> Tensor:
-        return bernoulli(torch.sigmoid(self.layer_input(index, layers)), generator)
+        probs = torch.sigmoid(self.layer_input(index, layers))
+        return bernoulli(probs, generator, bits=self.bernoulli_bits)
 
     def joint_energy(self, layers: Sequence[Tensor]) -> Tensor:
         r"""The energy :math:`E(h^{(0)}, \dots, h^{(L)})` of a full configuration (or of means)."""

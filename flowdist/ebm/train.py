@@ -53,7 +53,7 @@ from flowdist.distributed import (
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.mcmc.gibbs import PersistentChains
 from flowdist.transforms.base import check_dim
-from flowdist.validation import check_number
+from flowdist.validation import check_number, generator_device
 
 __all__ = ["TrainingHistory", "train_cd"]
 
@@ -211,8 +211,8 @@ def train_cd(
     for epoch in epoch_iter:
         start = time.perf_counter()
         eta, mu = _at(lr, epoch, "lr"), _at(momentum, epoch, "momentum")
-        device = getattr(generator, "device", None)  # randperm needs a CUDA generator's device
-        order = torch.randperm(n, generator=generator, device=device).to(data.device)
+        at = generator_device(generator)  # randperm needs a CUDA generator's device
+        order = torch.randperm(n, generator=generator, device=at).to(data.device)
         broadcast(order, ctx=ctx)  # rank 0's order, even if the ranks' generators differ
         with torch.no_grad(), model._trusted_inputs():  # data checked above
             for i in range(0, n, batch_size):

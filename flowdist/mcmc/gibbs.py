@@ -33,18 +33,25 @@ __all__ = [
 State = Any  # a tensor or a tuple of tensors; the kernel decides
 
 
-#: Half-width of the thresholds :func:`bernoulli` compares 32-bit draws with:
-#: :math:`2^{31} + 256`, a float32 above every int32 rounded to float32.
-_HALF_RANGE = 2.0**31 + 256.0
 #: Rows at least this wide are drawn from random bits (:func:`bernoulli`); narrower ones, whose
 #: draws cost less than the bits' extra operations, from :func:`torch.rand`.
 _BITS_MIN_WIDTH = 256
+#: For draws of ``bits`` random bits: the integer dtype they are read as, and the offset
+#: :math:`c` and scale :math:`S` of the float32 threshold :math:`t = (p - c)\,S` (see
+#: :func:`bernoulli`): :math:`t(0)` lies below every such integer and :math:`t(1)` above, so
+#: :math:`p = 0` and :math:`p = 1` are exact.
+_BITS = {
+    32: (torch.int32, 0.5, 2.0**32 + 512.0),
+    16: (torch.int16, 0.5 + 2.0**-17, 2.0**16),
+}
 
 
-def _threshold(probs: Tensor) -> Tensor:
-    r"""The float32 :math:`t = (p - \tfrac12)(2^{32} + 512)`: a uniform int32 :math:`s` has
-    :math:`P(\mathrm{fl}_{32}(s) < t) = p` up to :math:`2^{-23}` (see :func:`bernoulli`)."""
-    return (probs.float() - 0.5).mul_(2.0 * _HALF_RANGE)
+def _threshold(probs: Tensor, bits: int = 32) -> Tensor:
+    r"""The float32 threshold :math:`t = (p - c)\,S` that a uniform ``bits``-bit integer
+    :math:`s` falls below with probability :math:`p`, up to :math:`2^{-23}` (32 bits) or
+    :math:`2^{-17} + 2^{-24}` (16 bits); see :func:`bernoulli`."""
+    _, offset, scale = _BITS[bits]
+    return (probs.float() - offset).mul_(scale)
 
 
 def bernoulli(
@@ -53,32 +60,40 @@ def bernoulli(
     dtype: torch.dtype | None = None,
     *,
     out: Tensor | None = None,
+    bits: int = 32,
 ) -> Tensor:
     r"""Independent draws :math:`\mathbb 1[u < p]` in ``dtype`` (default: ``probs``' dtype), or
     into ``out`` (a tensor, or a view, of ``probs``' shape).
 
     The same law as :func:`torch.bernoulli`, several times faster on CPU. Rows (the last
     dimension of a tensor of two or more) of at least 256 probabilities that are not float64
-    draw from random bits: :math:`u` is a uniform 32-bit integer :math:`s`, half of an int64
-    draw (torch's CPU generator makes those at half the cost of a float32 uniform), compared in
-    float32 with the threshold :math:`t = (p - \tfrac12)(2^{32} + 512)`,
+    draw from random bits: :math:`u` is a uniform ``bits``-bit integer :math:`s` (a half or a
+    quarter of an int64 draw: torch's CPU generator makes those at half the cost per bit of
+    float32 uniforms), compared in float32 with the threshold :math:`t = (p - c)\,S`:
+    :math:`c = \tfrac12`, :math:`S = 2^{32} + 512` for 32 bits (so :math:`t(1) = 2^{31} + 256`
+    exceeds every int32 rounded to float32), :math:`c = \tfrac12 + 2^{-17}`, :math:`S = 2^{16}`
+    for 16 (:math:`t(0) = -2^{15} - \tfrac12`, :math:`t(1) = 2^{15} - \tfrac12`), so
 
     .. math::
-        P(\text{draw} = 1) = 2^{-32}\,\#\{s \in [-2^{31}, 2^{31}) : \mathrm{fl}_{32}(s) < t\}
-            = p + \varepsilon, \qquad |\varepsilon| < 2^{-23}
+        P(\text{draw} = 1) = 2^{-\text{bits}}\,\#\{s : \mathrm{fl}_{32}(s) < t\}
+            = p + \varepsilon, \qquad |\varepsilon| < 2^{-23}\ \text{(32 bits)},\quad
+            |\varepsilon| \le 2^{-17} + 2^{-24}\ \text{(16 bits)},
 
-    (the scale's excess over :math:`2^{32}` contributes at most :math:`2^{-24}` and three
-    roundings :math:`2^{-26}` each), exact at :math:`p = 0` and :math:`p = 1`
-    (``tests/ebm/test_ebm_gibbs.py`` counts it). Other draws compare :func:`torch.rand`'s
-    float32 uniforms, multiples of :math:`2^{-24}` (off by up to :math:`2^{-24}`), or its
-    53-bit ones for float64 ``probs``. The choice depends on the row width only, never on the
-    number of rows, so :func:`flowdist.distributed.sharded_randomness` slices either.
+    exact at :math:`p = 0` and :math:`p = 1` (``tests/ebm/test_ebm_gibbs.py`` counts it). 16
+    bits halve the generator's work; they suit probabilities computed in a 16-bit
+    ``compute_dtype``, whose rounding (about :math:`2^{-9}` of the logit) is far larger.
+    Other draws compare :func:`torch.rand`'s float32 uniforms, multiples of :math:`2^{-24}`
+    (off by up to :math:`2^{-24}`), or its 53-bit ones for float64 ``probs``. The choice
+    depends on the row width only, never on the number of rows, so
+    :func:`flowdist.distributed.sharded_randomness` slices either.
 
     Probabilities outside :math:`[0, 1]` are not checked (this is the inner loop of every
     sampler): ``nan`` draws 0.
     """
     if not isinstance(probs, Tensor) or not probs.is_floating_point():
         raise TypeError(f"probs must be a floating-point torch.Tensor, got {_describe(probs)}")
+    if bits not in _BITS:
+        raise ValueError(f"bits must be one of {sorted(_BITS)}, got {bits!r}")
     check_generator(generator)
     if out is None:
         out = torch.empty(probs.shape, dtype=dtype or probs.dtype, device=probs.device)
@@ -92,14 +107,13 @@ def bernoulli(
         u = torch.rand(probs.shape, generator=generator, dtype=uniform, device=probs.device)
         threshold = probs
     else:
-        d = probs.shape[-1]  # the width halved, not the rows, which sharded_randomness finds
-        bits = torch.empty(
-            (*probs.shape[:-1], (d + 1) // 2), dtype=torch.int64, device=probs.device
-        )
-        bits.random_(-(2**63), None, generator=generator)
-        u = bits.view(torch.int32)
-        u = u[..., :d] if d % 2 else u
-        threshold = _threshold(probs)
+        d, per_word = probs.shape[-1], 64 // bits  # the width divided, not the rows, which
+        words = -(-d // per_word)  # sharded_randomness finds
+        draws = torch.empty((*probs.shape[:-1], words), dtype=torch.int64, device=probs.device)
+        draws.random_(-(2**63), None, generator=generator)
+        u = draws.view(_BITS[bits][0])
+        u = u[..., :d] if d % per_word else u
+        threshold = _threshold(probs, bits)
     # comparing straight into the output dtype skips a boolean temporary and a cast (4-6x)
     return torch.lt(u, threshold, out=out)
 

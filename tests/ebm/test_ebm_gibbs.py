@@ -14,7 +14,7 @@ from ebm_helpers import all_states, brute_joint_log_f, randomize, small_bm
 
 from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM
 from flowdist.mcmc import PersistentChains, run_chain
-from flowdist.mcmc.gibbs import _threshold, bernoulli
+from flowdist.mcmc.gibbs import _BITS, _threshold, bernoulli
 
 N = 6000
 
@@ -104,20 +104,23 @@ def test_persistent_chains_reset_on_shape_change():
     assert chains.get(4, torch.zeros(1, dtype=torch.float64)).dtype == torch.float32
 
 
-def _exact_law(probs: torch.Tensor) -> torch.Tensor:
-    """:math:`2^{-32} \\#\\{s : \\mathrm{fl}_{32}(s) < t\\}` over all int32 ``s``, counted by
-    bisection with the comparison ``bernoulli`` makes (int32 against float32 ``torch.lt``)."""
-    t = _threshold(probs)
-    lo = torch.full(probs.shape, -(2**31), dtype=torch.int64)
-    hi = torch.full(probs.shape, 2**31, dtype=torch.int64)  # first s that fails; 2^31: none
+def _exact_law(probs: torch.Tensor, bits: int) -> torch.Tensor:
+    """:math:`2^{-bits} \\#\\{s : \\mathrm{fl}_{32}(s) < t\\}` over all ``bits``-bit ``s``,
+    counted by bisection with the comparison ``bernoulli`` makes (the integer dtype against its
+    float32 threshold, ``torch.lt``)."""
+    t = _threshold(probs, bits)
+    dtype, half = _BITS[bits][0], 2 ** (bits - 1)
+    lo = torch.full(probs.shape, -half, dtype=torch.int64)
+    hi = torch.full(probs.shape, half, dtype=torch.int64)  # first s that fails; half: none
     while bool((lo < hi).any()):
-        mid = (lo + hi) // 2  # an int32 where lo < hi, below only there
-        below = torch.lt(mid.clamp(max=2**31 - 1).to(torch.int32), t) & (lo < hi)
+        mid = (lo + hi) // 2  # a valid s where lo < hi, below only there
+        below = torch.lt(mid.clamp(max=half - 1).to(dtype), t) & (lo < hi)
         lo, hi = torch.where(below, mid + 1, lo), torch.where(below, hi, mid)
-    return (lo + 2**31).double() / 2**32
+    return (lo + half).double() / 2**bits
 
 
-def test_bernoulli_law_is_exact_at_0_and_1_and_within_2_to_the_minus_23():
+@pytest.mark.parametrize(("bits", "bound"), [(32, 2.0**-23), (16, 2.0**-17 + 2.0**-24)])
+def test_bernoulli_law_is_exact_at_0_and_1_and_within_its_bound(bits, bound):
     g = torch.Generator().manual_seed(0)
     powers = torch.randint(1, 60, (5000,), generator=g).float()
     probs = torch.cat(
@@ -128,25 +131,35 @@ def test_bernoulli_law_is_exact_at_0_and_1_and_within_2_to_the_minus_23():
             torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 1.0 - 2.0**-24]),
         ]
     )
-    law = _exact_law(probs)
+    law = _exact_law(probs, bits)
     assert law[-6].item() == 0.0 and law[-5].item() == 1.0 and law[-4].item() == 0.5
-    assert (law - probs.double()).abs().max().item() < 2.0**-23
+    assert (law - probs.double()).abs().max().item() <= bound
+
+
+def test_bernoulli_rejects_other_bit_counts():
+    with pytest.raises(ValueError, match="bits must be one of"):
+        bernoulli(torch.full((2, 300), 0.5), bits=8)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
-@pytest.mark.parametrize("width", [6, 300], ids=["uniforms", "bits"])
-def test_bernoulli_frequencies_match_their_probabilities(dtype, width):
+@pytest.mark.parametrize(
+    ("width", "bits"),
+    [(6, 32), (300, 32), (300, 16), (306, 16)],
+    ids=["uniforms", "32 bits", "16 bits", "16 bits, sliced"],
+)
+def test_bernoulli_frequencies_match_their_probabilities(dtype, width, bits):
     values = torch.tensor([0.0, 1e-3, 0.3, 0.5, 0.9, 1.0], dtype=dtype)
     probs = values.repeat(240000 // width, width // 6)
-    draws = bernoulli(probs, torch.Generator().manual_seed(0))
+    draws = bernoulli(probs, torch.Generator().manual_seed(0), bits=bits)
     assert draws.dtype == dtype and set(draws.unique().tolist()) <= {0.0, 1.0}
     freq, p = draws.double().reshape(-1, 6).mean(0), values.double()
     n = probs.numel() // 6
     assert bool(((freq - p).abs() <= 5 * torch.sqrt(p * (1 - p) / n)).all()), freq
-    # neighbouring draws (for "bits", the two halves of one int64 and adjacent int64s)
+    # neighbouring draws (from random bits: the parts of one int64 and adjacent int64s)
     half = torch.full((4000, width), 0.5, dtype=dtype)
-    corr = torch.corrcoef(bernoulli(half, torch.Generator().manual_seed(1))[:, :3].double().T)
-    assert (corr - torch.eye(3, dtype=torch.float64)).abs().max() < 5 / 4000**0.5
+    neighbours = bernoulli(half, torch.Generator().manual_seed(1), bits=bits)[:, :6]
+    corr = torch.corrcoef(neighbours.double().T)
+    assert (corr - torch.eye(6, dtype=torch.float64)).abs().max() < 5 / 4000**0.5
 
 
 def test_bernoulli_into_a_view_and_its_bad_arguments():
