@@ -3,6 +3,7 @@ namespace, its blocks in order), and the site builds in strict mode when mkdocs 
 
 from __future__ import annotations
 
+import linecache
 import re
 import shutil
 import subprocess
@@ -25,8 +26,12 @@ def test_documentation_has_examples():
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
 def test_examples_run(page):
     namespace: dict[str, object] = {"__name__": "__docs__"}
-    for block in _blocks(page):
-        exec(compile(block, str(page), "exec"), namespace)
+    for number, block in enumerate(_blocks(page), 1):
+        # under a name of its own in linecache, so that tracebacks and tools that read source
+        # (inspect, hypothesis) see the block and not the Markdown page around it
+        name = f"<{page.relative_to(ROOT)}, example {number}>"
+        linecache.cache[name] = (len(block), None, block.splitlines(keepends=True), name)
+        exec(compile(block, name, "exec"), namespace)
 
 
 @pytest.mark.skipif(shutil.which("mkdocs") is None, reason="mkdocs is installed by .ci/run")
