@@ -107,12 +107,13 @@ class BernoulliRBM(LayeredBoltzmannMachine):
 
         one product for both terms, and for PCD one product gives :math:`P_x` and
         :math:`P_{v_k}` together. An update costs :math:`2k + 3` products of the size of a
-        mini-batch — as few as scikit-learn's PCD — computed in ``compute_dtype``; with
-        ``torch.bfloat16`` they run faster on CPUs with AVX-512 BF16 or AMX and on GPUs (the
-        parameters and the returned gradient stay at the parameters' precision), and the
-        Bernoulli draws of wide layers take 16 random bits each instead of 32
-        (:func:`~flowdist.mcmc.gibbs.bernoulli`: a law within :math:`2^{-17}` of the
-        probabilities, whose rounding in a 16-bit ``compute_dtype`` is far larger).
+        mini-batch — as few as scikit-learn's PCD — computed in ``compute_dtype``. With
+        ``torch.bfloat16`` they run faster on CPUs with AVX-512 BF16 or AMX (not on a GPU at
+        MNIST size, where kernel launches dominate: ``docs/ebm.md``), the parameters and the
+        returned gradient stay at the parameters' precision, and the Bernoulli draws of wide
+        layers take 16 random bits each instead of 32 (:func:`~flowdist.mcmc.gibbs.bernoulli`:
+        a law within :math:`2^{-17}` of the probabilities, whose rounding in a 16-bit
+        ``compute_dtype`` is far larger).
         """
         w = self.weight
         cd = self.compute_dtype or w.dtype
