@@ -79,13 +79,17 @@ def bernoulli(
             = p + \varepsilon, \qquad |\varepsilon| < 2^{-23}\ \text{(32 bits)},\quad
             |\varepsilon| \le 2^{-17} + 2^{-24}\ \text{(16 bits)},
 
-    exact at :math:`p = 0` and :math:`p = 1` (``tests/ebm/test_ebm_gibbs.py`` counts it). 16
-    bits halve the generator's work; they suit probabilities computed in a 16-bit
-    ``compute_dtype``, whose rounding (about :math:`2^{-9}` of the logit) is far larger.
-    Other draws compare :func:`torch.rand`'s float32 uniforms, multiples of :math:`2^{-24}`
-    (off by up to :math:`2^{-24}`), or its 53-bit ones for float64 ``probs``. The choice
-    depends on the row width only, never on the number of rows, so
-    :func:`flowdist.distributed.sharded_randomness` slices either.
+    exact at :math:`p = 0` and :math:`p = 1` (``tests/ebm/test_ebm_gibbs.py`` counts it). For
+    32 bits the scale's excess over :math:`2^{32}` contributes at most :math:`2^{-24}` and three
+    roundings :math:`2^{-26}` each; for 16 bits :math:`t = 2^{16} p - 2^{15} - \tfrac12` is
+    computed within :math:`2^{-9}` (one rounding of the subtraction), so the count is that of
+    :math:`\lceil 2^{16} p - \tfrac12 \rceil`, off by at most half a step. 16 bits halve the
+    generator's work; they suit probabilities computed in a 16-bit ``compute_dtype``, whose
+    rounding (about :math:`2^{-9}` of the logit) is far larger. Other draws compare
+    :func:`torch.rand`'s float32 uniforms, multiples of :math:`2^{-24}` (off by up to
+    :math:`2^{-24}`), or its 53-bit ones for float64 ``probs``. The choice depends on the row
+    width only, never on the number of rows, so :func:`flowdist.distributed.sharded_randomness`
+    slices either.
 
     Probabilities outside :math:`[0, 1]` are not checked (this is the inner loop of every
     sampler): ``nan`` draws 0.
