@@ -111,8 +111,9 @@ def bernoulli(
         u = torch.rand(probs.shape, generator=generator, dtype=uniform, device=probs.device)
         threshold = probs
     else:
-        d, per_word = probs.shape[-1], 64 // bits  # the width divided, not the rows, which
-        words = -(-d // per_word)  # sharded_randomness finds
+        # the width is divided, not the rows, which sharded_randomness finds
+        d, per_word = probs.shape[-1], 64 // bits
+        words = -(-d // per_word)
         draws = torch.empty((*probs.shape[:-1], words), dtype=torch.int64, device=probs.device)
         draws.random_(-(2**63), None, generator=generator)
         u = draws.view(_BITS[bits][0])

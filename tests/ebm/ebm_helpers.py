@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 from torch import Tensor
 
@@ -42,3 +43,12 @@ def small_bm(
     with torch.no_grad():  # make the stored weight symmetric, as documented
         bm.weight.copy_(bm.coupling)
     return bm
+
+
+#: The devices a sampler test runs on: the CPU, and CUDA where there is one.
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+    ),
+]

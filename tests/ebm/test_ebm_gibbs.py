@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ebm_helpers import all_states, brute_joint_log_f, randomize, small_bm
+from ebm_helpers import DEVICES, all_states, brute_joint_log_f, randomize, small_bm
 
 from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM
 from flowdist.mcmc import PersistentChains, run_chain
@@ -147,18 +147,19 @@ def test_bernoulli_rejects_other_bit_counts():
     [(6, 32), (300, 32), (300, 16), (306, 16)],
     ids=["uniforms", "32 bits", "16 bits", "16 bits, sliced"],
 )
-def test_bernoulli_frequencies_match_their_probabilities(dtype, width, bits):
-    values = torch.tensor([0.0, 1e-3, 0.3, 0.5, 0.9, 1.0], dtype=dtype)
+@pytest.mark.parametrize("device", DEVICES)
+def test_bernoulli_frequencies_match_their_probabilities(dtype, width, bits, device):
+    values = torch.tensor([0.0, 1e-3, 0.3, 0.5, 0.9, 1.0], dtype=dtype, device=device)
     probs = values.repeat(240000 // width, width // 6)
-    draws = bernoulli(probs, torch.Generator().manual_seed(0), bits=bits)
+    draws = bernoulli(probs, torch.Generator(device).manual_seed(0), bits=bits)
     assert draws.dtype == dtype and set(draws.unique().tolist()) <= {0.0, 1.0}
     freq, p = draws.double().reshape(-1, 6).mean(0), values.double()
     n = probs.numel() // 6
     assert bool(((freq - p).abs() <= 5 * torch.sqrt(p * (1 - p) / n)).all()), freq
     # neighbouring draws (from random bits: the parts of one int64 and adjacent int64s)
-    half = torch.full((4000, width), 0.5, dtype=dtype)
-    neighbours = bernoulli(half, torch.Generator().manual_seed(1), bits=bits)[:, :6]
-    corr = torch.corrcoef(neighbours.double().T)
+    half = torch.full((4000, width), 0.5, dtype=dtype, device=device)
+    neighbours = bernoulli(half, torch.Generator(device).manual_seed(1), bits=bits)[:, :6]
+    corr = torch.corrcoef(neighbours.double().T).cpu()
     assert (corr - torch.eye(6, dtype=torch.float64)).abs().max() < 5 / 4000**0.5
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ebm_helpers import all_states, brute_joint_log_f, randomize, small_bm
+from ebm_helpers import DEVICES, all_states, brute_joint_log_f, randomize, small_bm
 
 from flowdist.datasets import load_digits
 from flowdist.ebm import (
@@ -304,18 +304,19 @@ def test_scaled_pretraining_rbm_gradient_uses_its_scaled_conditionals():
         assert torch.allclose(a, b, atol=1e-12)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("compute_dtype", [None, torch.bfloat16])
-def test_fused_rbm_gradient_on_wide_layers_draws_the_exact_conditionals(compute_dtype):
+def test_fused_rbm_gradient_on_wide_layers_draws_the_exact_conditionals(compute_dtype, device):
     # W = 0 makes every unit independent, p(v_i = 1) = sigmoid(b_i), p(h_j = 1) = sigmoid(c_j);
     # 300 visible and 260 hidden units take bernoulli's random-bits path
-    rbm = BernoulliRBM(300, 260, init_std=0.0, compute_dtype=compute_dtype)
+    rbm = BernoulliRBM(300, 260, init_std=0.0, compute_dtype=compute_dtype, device=device)
     with torch.no_grad():
         rbm.visible_bias.copy_(torch.linspace(-4.0, 4.0, 300))
         rbm.hidden_bias.copy_(torch.linspace(-3.0, 3.0, 260))
     n = 4000
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device).manual_seed(0)
     for state in (None, rbm.init_chain(n, g)):  # CD-1 from the data, PCD-1 from chains
-        grads, (v, h) = rbm.contrastive_gradient(torch.zeros(n, 300), 1, g, state)
+        grads, (v, h) = rbm.contrastive_gradient(torch.zeros(n, 300, device=device), 1, g, state)
         for draws, bias in ((v, rbm.visible_bias), (h, rbm.hidden_bias)):
             p = torch.sigmoid(bias)
             assert bool(((draws.mean(0) - p).abs() <= 5 * (p * (1 - p) / n).sqrt()).all())
