@@ -36,22 +36,22 @@ State = Any  # a tensor or a tuple of tensors; the kernel decides
 #: Rows at least this wide are drawn from random bits (:func:`bernoulli`); narrower ones, whose
 #: draws cost less than the bits' extra operations, from :func:`torch.rand`.
 _BITS_MIN_WIDTH = 256
-#: For draws of ``bits`` random bits: the integer dtype they are read as, and the offset
-#: :math:`c` and scale :math:`S` of the float32 threshold :math:`t = (p - c)\,S` (see
-#: :func:`bernoulli`): :math:`t(0)` lies below every such integer and :math:`t(1)` above, so
-#: :math:`p = 0` and :math:`p = 1` are exact.
+#: For draws of ``bits`` random bits: the integer dtype they are read as, the scale :math:`S`
+#: and the offset :math:`-cS` (a 0-dim tensor, so the threshold :math:`t = S p - c S` is one
+#: pass) of the float32 threshold (see :func:`bernoulli`): :math:`t(0)` lies below every such
+#: integer and :math:`t(1)` above, so :math:`p = 0` and :math:`p = 1` are exact.
 _BITS = {
-    32: (torch.int32, 0.5, 2.0**32 + 512.0),
-    16: (torch.int16, 0.5 + 2.0**-17, 2.0**16),
+    32: (torch.int32, 2.0**32 + 512.0, torch.tensor(-(2.0**31 + 256.0), device="cpu")),
+    16: (torch.int16, 2.0**16, torch.tensor(-(2.0**15 + 0.5), device="cpu")),
 }
 
 
 def _threshold(probs: Tensor, bits: int = 32) -> Tensor:
-    r"""The float32 threshold :math:`t = (p - c)\,S` that a uniform ``bits``-bit integer
+    r"""The float32 threshold :math:`t = S p - c S` that a uniform ``bits``-bit integer
     :math:`s` falls below with probability :math:`p`, up to :math:`2^{-23}` (32 bits) or
     :math:`2^{-17} + 2^{-24}` (16 bits); see :func:`bernoulli`."""
-    _, offset, scale = _BITS[bits]
-    return (probs.float() - offset).mul_(scale)
+    _, scale, offset = _BITS[bits]
+    return torch.add(offset, probs.float(), alpha=scale)  # a 0-dim CPU offset suits any device
 
 
 def bernoulli(
@@ -69,7 +69,7 @@ def bernoulli(
     dimension of a tensor of two or more) of at least 256 probabilities that are not float64
     draw from random bits: :math:`u` is a uniform ``bits``-bit integer :math:`s` (a half or a
     quarter of an int64 draw: torch's CPU generator makes those at half the cost per bit of
-    float32 uniforms), compared in float32 with the threshold :math:`t = (p - c)\,S`:
+    float32 uniforms), compared in float32 with the threshold :math:`t = S p - c S`:
     :math:`c = \tfrac12`, :math:`S = 2^{32} + 512` for 32 bits (so :math:`t(1) = 2^{31} + 256`
     exceeds every int32 rounded to float32), :math:`c = \tfrac12 + 2^{-17}`, :math:`S = 2^{16}`
     for 16 (:math:`t(0) = -2^{15} - \tfrac12`, :math:`t(1) = 2^{15} - \tfrac12`), so
@@ -80,9 +80,11 @@ def bernoulli(
             |\varepsilon| \le 2^{-17} + 2^{-24}\ \text{(16 bits)},
 
     exact at :math:`p = 0` and :math:`p = 1` (``tests/ebm/test_ebm_gibbs.py`` counts it). For
-    32 bits the scale's excess over :math:`2^{32}` contributes at most :math:`2^{-24}` and three
-    roundings :math:`2^{-26}` each; for 16 bits :math:`t = 2^{16} p - 2^{15} - \tfrac12` is
-    computed within :math:`2^{-9}` (one rounding of the subtraction), so the count is that of
+    32 bits, in units of :math:`2^{-32}`, the scale's excess over :math:`2^{32}` shifts :math:`t`
+    by at most 256 and the roundings of :math:`S p`, of the sum and of :math:`s` by at most 192
+    together (the sum is exact where :math:`S p \ge 2^{31}`); for 16 bits :math:`S p` is exact
+    and :math:`t = 2^{16} p - 2^{15} - \tfrac12` is computed within :math:`2^{-9}` (one
+    rounding of the sum), so the count is that of
     :math:`\lceil 2^{16} p - \tfrac12 \rceil`, off by at most half a step. 16 bits halve the
     generator's work; they suit probabilities computed in a 16-bit ``compute_dtype``, whose
     rounding (about :math:`2^{-9}` of the logit) is far larger. Other draws compare
