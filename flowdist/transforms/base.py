@@ -15,8 +15,11 @@ every state tensor's version counter (bumped by every in-place update, e.g. ``lo
 or a manual ``p.add_()``), its storage, and a global counter of optimizer steps (hooked into
 every :class:`torch.optim.Optimizer`, so fused and foreach optimizers are covered too). Writes
 through ``p.data`` outside an optimizer bypass version counters: call ``with_cache(0)`` (or
-``with_cache(1)`` again, which empties the cache) after such writes. The cache is dropped on
-pickling, ``deepcopy`` and ``.to()``.
+``with_cache(1)`` again, which empties the cache) after such writes. A value computed without
+a graph (under ``torch.no_grad()``, as ``sample()`` runs) is not returned while gradients are on
+and the parameters require them: ``log_prob(d.sample())`` then recomputes, so that a
+score-function (REINFORCE) loss differentiates. The cache is dropped on pickling, ``deepcopy``
+and ``.to()``.
 
 **Validation.** Shapes, dtypes and devices of inputs are always checked (cheap). While
 ``torch.distributions`` validation is on (its default), direct calls also scan inputs and
@@ -137,7 +140,8 @@ class Bijector(Transform, nn.Module):
 
     def __init__(self, cache_size: int = 1) -> None:
         Transform.__init__(self, cache_size=cache_size)  # also runs nn.Module.__init__
-        self._cache: tuple[Tensor, Tensor, Tensor, tuple[Any, ...]] | None = None
+        # (x, y, log|det J|, computed forward?, key, computed with a graph?)
+        self._cache: tuple[Tensor, Tensor, Tensor, bool, tuple[Any, ...], bool] | None = None
 
     # ---------------------------------------------------------------- to implement
     @property
@@ -244,20 +248,30 @@ class Bijector(Transform, nn.Module):
         cache = self._cache
         if cache is None or self._cache_size == 0:
             return None
-        cx, cy, ladj, forward, key = cache
+        cx, cy, ladj, forward, key, graph = cache
         if x is not None and y is not None:
             hit = x is cx and y is cy
         elif x is not None:
             hit = x is cx and not forward
         else:
             hit = y is cy and forward
-        return (cx, cy, ladj) if hit and key == self._key() else None
+        if not hit or key != self._key():
+            return None
+        if not graph and torch.is_grad_enabled() and self._trainable():
+            # computed without a graph (``sample()`` runs under no_grad): a ``log_prob`` of
+            # that sample with gradients on must differentiate, so recompute
+            return None
+        return cx, cy, ladj
+
+    def _trainable(self) -> bool:
+        return any(t.requires_grad for t in self.state_tensors())
 
     def _store(
         self, x: Tensor, y: Tensor, ladj: Tensor, forward: bool, state: Sequence[Tensor]
     ) -> None:
         if self._cache_size:
-            self.__dict__["_cache"] = (x, y, ladj, forward, self._key(state))
+            graph = torch.is_grad_enabled()
+            self.__dict__["_cache"] = (x, y, ladj, forward, self._key(state), graph)
 
     def _checked(
         self, name: str, value: Tensor, shape: tuple[int, ...], finite: bool
@@ -387,7 +401,8 @@ class InverseBijector(_InverseTransform):
 
     @property
     def event_shape(self) -> tuple[int, ...]:
-        return self._inv.event_shape
+        """The shape of one input event: the bijector's output event shape."""
+        return tuple(self._inv.forward_shape(self._inv.event_shape))
 
 
 def call_and_ladj(t: Transform, x: Tensor, event_dim: int) -> tuple[Tensor, Tensor]:

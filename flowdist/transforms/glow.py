@@ -95,7 +95,7 @@ class ActNormTransform(_ChannelTransform):
         if self._ready:
             return
         self._ready = bool(self.initialized)
-        if self._ready:
+        if self._ready or x.numel() == 0:  # an empty batch has no statistics: wait for data
             return
         with torch.no_grad():
             dims = [d for d in range(x.dim()) if d != x.dim() - len(self._event_shape)]
@@ -362,8 +362,8 @@ class MultiscaleTransform(Bijector):
         if inverse:
             x_k = through(x_k, self.outer)
         if self.transforms:  # squeezing around nothing is the identity
-            h, _ = self.squeeze.call_and_ladj(x_k)
-            x_k, _ = self.squeeze.inverse_and_ladj(through(h, self.transforms))
+            h, _ = self.squeeze.call_and_ladj(x_k, validate=False)  # checked at the boundary
+            x_k, _ = self.squeeze.inverse_and_ladj(through(h, self.transforms), validate=False)
         if not inverse:
             x_k = through(x_k, self.outer)
         return torch.cat([x_k, x_out], dim=-3), ladj

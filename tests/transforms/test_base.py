@@ -87,6 +87,24 @@ def test_cache_is_used_while_parameters_are_unchanged():
     assert x2 is not x and t(x2) is not y
 
 
+def test_log_prob_of_a_sample_differentiates_for_score_function_losses():
+    # sample() runs under no_grad; its cached log-det has no graph, so log_prob must recompute
+    t = PlanarTransform(2, generator=torch.Generator().manual_seed(0))
+    d = TransformedDistribution(_base(), [t])
+    x = d.sample((64,))
+    grads = []
+    for value in (x, x.clone()):  # the sample itself (a cache hit) and a copy (a miss)
+        t.zero_grad()
+        (value.pow(2).sum(-1) * d.log_prob(value)).mean().backward()
+        grads.append([p.grad.clone() for p in t.parameters()])
+    for hit, miss in zip(*grads, strict=True):
+        torch.testing.assert_close(hit, miss)
+    assert any(bool(g.abs().sum() > 0) for g in grads[0])
+    with torch.no_grad():
+        x = d.sample((3,))
+        assert t.inv(x) is t.inv(x)  # without gradients the cache still answers
+
+
 @pytest.mark.parametrize(
     "make_optimizer",
     [

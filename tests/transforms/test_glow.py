@@ -52,6 +52,18 @@ def test_actnorm_initialisation_standardises_the_first_batch(shape, inverse):
     assert torch.equal(t.log_scale, before)
 
 
+@pytest.mark.parametrize("inverse", [True, False])
+def test_actnorm_waits_for_a_non_empty_batch_to_initialise(inverse):
+    t = ActNormTransform(3, 4, 4).to(torch.float64)
+    empty = torch.empty(0, 3, 4, 4, dtype=torch.float64)
+    (t.inv if inverse else t)(empty)
+    assert not bool(t.initialized)
+    assert torch.equal(t.log_scale, torch.zeros_like(t.log_scale))
+    x = _data((3, 4, 4), torch.float64)
+    out = t.inv(x) if inverse else t(x)  # the first data standardised, as without the empty call
+    torch.testing.assert_close(out.mean((0, 2, 3)), torch.zeros(3, dtype=torch.float64))
+
+
 def test_actnorm_initialisation_survives_state_dict_pickle_and_deepcopy():
     t = ActNormTransform(3, 4, 4)
     x = _data((3, 4, 4), torch.float32)
@@ -126,6 +138,7 @@ def test_squeeze(dtype):
     assert y[0, 4 * 1 + 2 * 1 + 0, 1, 2] == x[0, 1, 3, 4]
     assert t.forward_shape((5, 2, 4, 6)) == (5, 8, 2, 3)
     assert t.inverse_shape((5, 8, 2, 3)) == (5, 2, 4, 6)
+    assert t.event_shape == (2, 4, 6) and t.inv.event_shape == (8, 2, 3)  # the inverse's input
     check_transform(t, torch.randn(3, 2, 4, 6, dtype=dtype))
 
 
