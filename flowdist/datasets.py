@@ -1,7 +1,8 @@
 r"""Data sets: scikit-learn's embedded 8×8 digits, and MNIST / binarized MNIST from a path.
 
 Every loader returns :class:`Split` of ``torch`` tensors. Images are flattened to
-vectors (``digits``: 64 values, MNIST: 784 values) unless ``flatten=False``.
+vectors (``digits``: 64 values, MNIST: 784 values; :func:`load_mnist` keeps the 28 × 28
+images with ``flatten=False``).
 """
 
 from __future__ import annotations

@@ -271,4 +271,4 @@ class SemiSupervisedVAE(ConditionalVAE):
             )
         if not known.all():
             total = total + loss.differentiable_loss(self.model, self.enumerated_guide, x[~known])
-        return total * ((num_data or len(x)) / len(x))
+        return total * (self._data_size(x, num_data) / len(x))

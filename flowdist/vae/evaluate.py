@@ -23,6 +23,8 @@ from typing import Any
 import pyro
 import torch
 from pyro import poutine
+from pyro.distributions.util import scale_and_mask
+from pyro.poutine.util import site_is_subsample
 from torch import Tensor
 
 from flowdist.transforms.base import check_dim
@@ -30,6 +32,13 @@ from flowdist.transforms.base import check_dim
 __all__ = ["IWAE_ELBO", "importance_log_likelihood", "log_weights"]
 
 _PARTICLES = "_iw_particles"
+
+
+def _scored(site: dict[str, Any]) -> bool:
+    """Whether a trace node is a sample site with a log-density in the weights."""
+    if site["type"] != "sample" or site["name"] == _PARTICLES:
+        return False
+    return not site["infer"].get("_do_not_score") and site["fn"] is not None
 
 
 def log_weights(
@@ -45,6 +54,7 @@ def log_weights(
     The model and guide must put every site inside one data plate at ``dim=-1`` (as flowdist's
     VAEs do); particles are drawn in parallel in a plate at ``dim=-2``. Log-densities are
     unscaled (one data point each); the scale is returned separately.
+    Sites masked by ``poutine.mask`` (or ``obs_mask``) count only where their mask is true.
     """
     check_dim("num_particles", num_particles)
     with pyro.plate(_PARTICLES, num_particles, dim=-2):
@@ -55,12 +65,8 @@ def log_weights(
     total: Tensor | float = 0.0
     scale = 1.0
     for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        for site in trace.nodes.values():
-            if site["type"] != "sample" or site["name"] == _PARTICLES:
-                continue
-            if site["infer"].get("_do_not_score") or site["fn"] is None:
-                continue
-            lp = site["fn"].log_prob(site["value"])
+        for site in filter(_scored, trace.nodes.values()):
+            lp = scale_and_mask(site["fn"].log_prob(site["value"]), mask=site["mask"])
             total = total + sign * lp
             scale = site["scale"]
     if not isinstance(total, Tensor) or total.dim() != 2:
@@ -121,7 +127,10 @@ class IWAE_ELBO:
     A callable loss, so ``SVI(model, guide, optim, loss=IWAE_ELBO(k))`` takes it, with the
     ``differentiable_loss`` method of Pyro's ELBOs. Unlike ``pyro.infer.RenyiELBO(alpha=0)``,
     which applies the log-mean-exp to the weight of the whole minibatch, the bound here is per
-    data point, as in the paper.
+    data point, as in the paper. Every latent site of the guide must be reparameterised
+    (``has_rsample``): the bound's gradient has no score-function term, so a discrete guide
+    site (the label of :class:`~flowdist.vae.SemiSupervisedVAE`'s unlabelled data, say) would
+    get none and is refused; enumerate it, or use ``TraceEnum_ELBO`` / ``Trace_ELBO``.
     """
 
     def __init__(self, num_particles: int = 5) -> None:
@@ -131,7 +140,15 @@ class IWAE_ELBO:
     def differentiable_loss(
         self, model: Callable[..., Any], guide: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> Tensor:
+        guide = poutine.trace(guide)
         lw, scale = log_weights(model, guide, *args, num_particles=self.num_particles, **kwargs)
+        for site in filter(_scored, guide.trace.nodes.values()):
+            if not (site["is_observed"] or site_is_subsample(site) or site["fn"].has_rsample):
+                raise ValueError(
+                    f"IWAE_ELBO: guide site {site['name']!r} ({type(site['fn']).__name__}) is not "
+                    "reparameterised, and this bound has no score-function gradient for it; "
+                    "use an ELBO that handles it (TraceEnum_ELBO, Trace_ELBO)"
+                )
         bound = lw.logsumexp(0) - math.log(self.num_particles)
         return -(scale * bound.sum())
 

@@ -97,6 +97,16 @@ class Likelihood(nn.Module):
         """:math:`\\mathbb E[x \\mid z]`, for figures."""
         return self(params).mean
 
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        r"""A draw :math:`x \sim p(x \mid z)` from ``generator``: by inversion,
+        :math:`x = F^{-1}(u)` with :math:`u \sim U(0, 1)` per element (subclasses whose
+        per-element law has no ``icdf`` override it)."""
+        law = self(params).base_dist
+        u = torch.rand(
+            law.batch_shape, generator=generator, dtype=params.dtype, device=params.device
+        )
+        return law.icdf(u)
+
 
 class BernoulliLikelihood(Likelihood):
     r"""Independent Bernoulli pixels with logits given by the decoder."""
@@ -113,6 +123,9 @@ class BernoulliLikelihood(Likelihood):
     def mean(self, params: Tensor) -> Tensor:
         self.check_params(params)
         return torch.sigmoid(params)
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return torch.bernoulli(self.mean(params), generator=generator)
 
 
 class ContinuousBernoulliLikelihood(Likelihood):
@@ -166,6 +179,12 @@ class GaussianLikelihood(Likelihood):
     def mean(self, params: Tensor) -> Tensor:
         self.check_params(params)
         return params
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        noise = torch.randn(
+            params.shape, generator=generator, dtype=params.dtype, device=params.device
+        )
+        return torch.addcmul(self.mean(params), noise, self.log_scale.exp())
 
 
 _LIKELIHOODS = {

@@ -326,7 +326,10 @@ class VAE(PyroModule):
         or to a sample :math:`x \sim p(x \mid z)` (``n = 0``: an empty batch)."""
         check_count("n", n)
         z = torch.randn(n, self.z_dim, generator=generator, dtype=self.dtype, device=self.device)
-        return self.decode_mean(z, y) if mean else self.decode(z, y).sample()
+        if mean:
+            return self.decode_mean(z, y)
+        self._check_z(z, y)
+        return self.likelihood.sample(self.decoder(self._decoder_input(z, y)), generator)
 
     @torch.no_grad()
     def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:

@@ -72,3 +72,6 @@ def test_m2_bad_input(prototypes):
         m2.training_loss(Trace_ELBO(), x, y)
     with pytest.raises(ValueError, match="support"):
         m2.classify(x * 0.5)
+    for num_data in (0, 3):  # fewer data than the batch holds
+        with pytest.raises(ValueError, match="num_data"):
+            m2.training_loss(enum_elbo(), x, y, num_data=num_data)

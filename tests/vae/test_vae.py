@@ -270,3 +270,43 @@ def test_flow_guide_density_is_the_change_of_variables():
     loss.backward()
     for step in vae.encoder.steps:  # flow parameters are amortised: the encoder learns them
         assert step.hyper.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian"])
+def test_sampled_data_come_from_the_generator_and_the_likelihood(likelihood):
+    vae = small_vae(name=f"gen-{likelihood}", likelihood=likelihood)
+    draws = []
+    for global_seed in (1, 2):  # the global RNG must not matter
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(0)
+        draws.append(vae.sample(4000, generator=g, mean=False))
+    assert torch.equal(*draws)
+    x = draws[0]
+    vae.likelihood.check(x)  # in the support
+    # E[x] = E_z E[x | z]: the sample mean against decoded means of other latents
+    means = vae.sample(4000, generator=torch.Generator().manual_seed(1))
+    assert bool(((x.mean(0) - means.mean(0)).abs() < 6 * x.std(0) / 4000**0.5 + 1e-3).all())
+
+
+def test_log_weights_and_iwae_honour_poutine_mask():
+    vae = small_vae(name="mask")
+    x = binary(4, 12)
+    mask = torch.tensor([True, True, False, False])
+    model, guide = poutine.mask(vae.model, mask=mask), poutine.mask(vae.guide, mask=mask)
+    pyro.set_rng_seed(0)
+    masked = log_weights(model, guide, x, num_particles=3)[0]
+    pyro.set_rng_seed(0)
+    full = log_weights(vae.model, vae.guide, x, num_particles=3)[0]
+    assert torch.equal(masked[:, 2:], torch.zeros(3, 2))
+    torch.testing.assert_close(masked[:, :2], full[:, :2])
+    pyro.set_rng_seed(0)
+    loss = IWAE_ELBO(1)(model, guide, x)
+    pyro.set_rng_seed(0)
+    elbo = Trace_ELBO().differentiable_loss(model, guide, x)
+    assert float(loss.detach()) == pytest.approx(float(elbo.detach()), rel=1e-5)
+
+
+def test_iwae_refuses_a_guide_site_without_a_reparameterised_sample():
+    vae = small_vae(name="score")
+    with pytest.raises(ValueError, match=r"guide site 'z'.*not reparameterised"):
+        _ScoreFunction()(lambda: IWAE_ELBO(2)(vae.model, vae.guide, binary(4, 12)))()
