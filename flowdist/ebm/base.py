@@ -93,8 +93,11 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         r""":math:`\partial\, \overline{\log \tilde p(x)} / \partial \theta` for every
         parameter, the batch average, by automatic differentiation."""
         params = list(self.parameters())
+        trained = [p for p in params if p.requires_grad]
         with torch.enable_grad():
-            return list(torch.autograd.grad(self.unnormalized_log_prob(x).mean(), params))
+            grads = iter(torch.autograd.grad(self.unnormalized_log_prob(x).mean(), trained))
+        # a frozen parameter (requires_grad=False) gets a zero statistic: train_cd skips it
+        return [next(grads) if p.requires_grad else torch.zeros_like(p) for p in params]
 
     def positive_statistics(self, x: Tensor) -> list[Tensor]:
         r"""Data term of :math:`\nabla_\theta \log p`: :math:`\langle \nabla \log \tilde p
@@ -282,9 +285,22 @@ class UnnormalizedDistribution(nn.Module, Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         r""":math:`\log p(x) = -E(x) - \log Z`, with the exact or estimated :math:`\log Z` (see
         :attr:`log_partition_method`); warns when an estimate is provably too low (see
-        :meth:`_warn_if_impossible`)."""
+        :meth:`_warn_if_impossible`).
+
+        Differentiable in the parameters when :math:`\log Z` is exact: with gradients on and
+        parameters that require them, :math:`\log Z` is enumerated again with its graph (under
+        ``torch.no_grad()`` the cached value serves). An AIS estimate is a constant: the
+        parameter gradient then lacks :math:`-\nabla \log Z` (the gradient in ``value`` is
+        exact either way)."""
         self._check(value, "value")
-        log_z, method = self._log_z()
+        log_z: Tensor | float
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            try:
+                log_z, method = self._exact_log_partition(), "exact"
+            except ValueError:
+                log_z, method = self._log_z()
+        else:
+            log_z, method = self._log_z()
         return self._warn_if_impossible(self.unnormalized_log_prob(value) - log_z, method)
 
     def _warn_if_impossible(self, log_p: Tensor, method: str, what: str = "log p(x)") -> Tensor:

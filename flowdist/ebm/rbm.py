@@ -262,9 +262,11 @@ class GaussianRBM(UnnormalizedDistribution):
         return self._sample_visible(h, generator)
 
     def after_update(self) -> None:
-        """Keep :math:`\\sigma \\ge` ``min_sigma`` (called by the trainer after each step)."""
-        with torch.no_grad():
-            self.log_sigma.clamp_(min=math.log(self.min_sigma))
+        """Keep a learned :math:`\\sigma \\ge` ``min_sigma`` (called by the trainer after each
+        step); a fixed one is left as given."""
+        if isinstance(self.log_sigma, nn.Parameter):
+            with torch.no_grad():
+                self.log_sigma.clamp_(min=math.log(self.min_sigma))
 
     def annealing_path(self, data: Tensor | None = None) -> _GaussianPath:
         r"""From :math:`\mathcal N(b, \sigma^2)` (``data`` is not needed: the base shares the

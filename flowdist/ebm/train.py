@@ -171,7 +171,8 @@ def train_cd(
 
     ``num_chains`` persistent chains (default ``batch_size``) are kept across batches and epochs;
     they start from training rows drawn at random.
-    ``callback(epoch)`` runs after every epoch; a number it returns is recorded in
+    Parameters with ``requires_grad=False`` stay as they are. ``callback(epoch)`` runs after
+    every epoch; a number it returns is recorded in
     ``history.monitor``. Raises :class:`FloatingPointError` as soon as a parameter stops being
     finite (lower the learning rate). With ``max_seconds`` training stops after the first epoch
     that ends past that many seconds of training (a time budget; ``epochs`` is then a maximum).
@@ -219,6 +220,8 @@ def train_cd(
                 batch = data.index_select(0, order[i : i + batch_size])
                 grads, state = _gradient(model, batch, k, chains, num_chains, generator, ctx)
                 for p, u, grad in zip(params, velocity, grads, strict=True):
+                    if not p.requires_grad:  # frozen, as an optimizer leaves it
+                        continue
                     if weight_decay and p.dim() >= 2:
                         grad = grad - weight_decay * p
                     if u is None:

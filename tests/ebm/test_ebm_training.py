@@ -338,3 +338,40 @@ def test_fused_rbm_chain_samples_the_exact_marginals():
     # h is a draw from p(h | v) of the returned v
     p_h = torch.sigmoid(state[0] @ rbm.weight + rbm.hidden_bias)
     assert torch.allclose(state[1].mean(0), p_h.mean(0), atol=5 * 0.5 / n**0.5)
+
+
+@pytest.mark.parametrize("make", [lambda: BernoulliRBM(4, 3), lambda: small_bm(4)])
+def test_log_prob_differentiates_through_the_exact_log_partition(make):
+    model = randomize(make().double(), 0.7, 0)
+    x = all_states(4)[[1, 5, 7, 12]]
+    model.log_prob(x).mean().backward()
+    got = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    # brute force: log p(x) = log p~(x) - logsumexp over all 16 visible states
+    log_p = model.unnormalized_log_prob(x) - model.unnormalized_log_prob(all_states(4)).logsumexp(0)
+    log_p.mean().backward()
+    for a, p in zip(got, model.parameters(), strict=True):
+        torch.testing.assert_close(a, p.grad)
+    assert any(bool(g.abs().sum() > 0.01) for g in got)
+    with torch.no_grad():  # the cached value serves without gradients
+        torch.testing.assert_close(model.log_prob(x), log_p.detach())
+
+
+def test_train_cd_leaves_frozen_parameters_and_a_fixed_sigma_unchanged():
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(40, 6, generator=g) < 0.5).float()
+    for model, frozen in (
+        (BernoulliRBM(6, 4, generator=g), "biases.0"),
+        (small_bm(6), "bias"),
+        (GaussianRBM(6, 4, generator=g), "visible_bias"),
+    ):
+        x = torch.randn(40, 6, generator=g) if isinstance(model, GaussianRBM) else data
+        model = model.to(x.dtype)
+        param = dict(model.named_parameters())[frozen].requires_grad_(False)
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        train_cd(model, x, epochs=2, batch_size=10, lr=0.05, generator=g)
+        for name, p in model.named_parameters():
+            assert torch.equal(p, before[name]) == (p is param), name
+    grbm = GaussianRBM(4, 3, sigma=0.01, min_sigma=0.05, generator=g)  # fixed, below min_sigma
+    train_cd(grbm, 0.01 * torch.randn(50, 4, generator=g), epochs=1, lr=1e-4, generator=g)
+    torch.testing.assert_close(grbm.sigma, torch.full((4,), 0.01))
