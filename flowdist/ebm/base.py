@@ -263,8 +263,12 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         self._estimate = (self._state_key(), estimate)
         return estimate
 
-    def _log_z(self) -> tuple[float, str]:
+    def _log_z(self, differentiable: bool = False) -> tuple[Tensor | float, str]:
+        r""":math:`\log Z` and how it was had; ``differentiable``: the exact value enumerated
+        again with its graph (not the cached float)."""
         try:
+            if differentiable:
+                return self._exact_log_partition(), "exact"
             return float(self.log_partition()), "exact"
         except ValueError as err:
             if self._estimate is not None and self._estimate[0] == self._state_key():
@@ -293,14 +297,8 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         parameter gradient then lacks :math:`-\nabla \log Z` (the gradient in ``value`` is
         exact either way)."""
         self._check(value, "value")
-        log_z: Tensor | float
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            try:
-                log_z, method = self._exact_log_partition(), "exact"
-            except ValueError:
-                log_z, method = self._log_z()
-        else:
-            log_z, method = self._log_z()
+        trained = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        log_z, method = self._log_z(differentiable=trained)
         return self._warn_if_impossible(self.unnormalized_log_prob(value) - log_z, method)
 
     def _warn_if_impossible(self, log_p: Tensor, method: str, what: str = "log p(x)") -> Tensor:

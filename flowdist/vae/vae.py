@@ -193,10 +193,14 @@ class VAE(PyroModule):
         self._check_x(x, y)
         return self.encoder(self._encoder_input(x, y))
 
+    def _decoded(self, z: Tensor, y: Tensor | None) -> Tensor:
+        """The decoder's output for checked latents: the likelihood's parameters."""
+        self._check_z(z, y)
+        return self.decoder(self._decoder_input(z, y))
+
     def decode(self, z: Tensor, y: Tensor | None = None) -> dist.TorchDistribution:
         r"""The likelihood :math:`p_\theta(x \mid z)` (batch shape ``z.shape[:-1]``)."""
-        self._check_z(z, y)
-        return self.likelihood(self.decoder(self._decoder_input(z, y)))
+        return self.likelihood(self._decoded(z, y))
 
     # ------------------------------------------------------------ Pyro model / guide
     def check_data(self, x: Tensor) -> None:
@@ -328,11 +332,9 @@ class VAE(PyroModule):
         z = torch.randn(n, self.z_dim, generator=generator, dtype=self.dtype, device=self.device)
         if mean:
             return self.decode_mean(z, y)
-        self._check_z(z, y)
-        return self.likelihood.sample(self.decoder(self._decoder_input(z, y)), generator)
+        return self.likelihood.sample(self._decoded(z, y), generator)
 
     @torch.no_grad()
     def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         r""":math:`\mathbb E[x \mid z]` for given latents (latent traversals and maps)."""
-        self._check_z(z, y)
-        return self.likelihood.mean(self.decoder(self._decoder_input(z, y)))
+        return self.likelihood.mean(self._decoded(z, y))
