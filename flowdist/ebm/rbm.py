@@ -157,7 +157,8 @@ class GaussianRBM(UnnormalizedDistribution):
     ``sigma`` is the initial standard deviation (scalar or per unit); with
     ``learn_sigma=True`` :math:`\log\sigma` is a parameter, clamped after every update to
     :math:`\sigma \ge` ``min_sigma`` — a learned variance otherwise collapses onto the data
-    points, the known divergence of Gaussian RBMs. Fit data standardised per pixel (or set
+    points, the known divergence of Gaussian RBMs (an initial ``sigma`` below ``min_sigma`` is
+    then refused). Fit data standardised per pixel (or set
     ``sigma`` to the data's scale) and use a learning rate around 1e-3.
     """
 
@@ -202,6 +203,11 @@ class GaussianRBM(UnnormalizedDistribution):
         log_sigma = torch.log(torch.as_tensor(sigma, **kw)).expand(num_visible).clone()
         if not bool(torch.isfinite(log_sigma).all()):
             raise ValueError(f"sigma must be positive and finite, got {sigma!r}")
+        if learn_sigma and bool((torch.as_tensor(sigma, dtype=torch.float64) < min_sigma).any()):
+            raise ValueError(
+                f"sigma must be at least min_sigma={min_sigma} when learn_sigma=True (the first "
+                f"update would clamp it up), got {sigma!r}"
+            )
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
         else:

@@ -88,8 +88,10 @@ def importance_log_likelihood(
     ELBO estimate :math:`\frac1k \sum_i \log w_i`, both of shape ``(N,)``.
 
     ``args`` are the model's data tensors (e.g. ``x`` or ``x, y``), split into batches of
-    ``batch_size`` data points; the ``k`` particles of a batch are drawn in chunks of at most
-    ``max_elements / (batch_size * numel(x[0]))`` so that memory stays bounded whatever ``k``.
+    ``batch_size`` data points, as are keyword tensors with one row per data point (``y=y``;
+    other keyword arguments reach the model unchanged); the ``k`` particles of a batch are
+    drawn in chunks of at most ``max_elements / (batch_size * numel(x[0]))`` so that memory
+    stays bounded whatever ``k``.
     No data points (``len(x) == 0``) give empty results. Seed with ``pyro.set_rng_seed`` for
     reproducibility.
     """
@@ -105,12 +107,16 @@ def importance_log_likelihood(
     per_point = max(1, args[0][:1].numel())
     iwae, elbo = [], []
     for start in range(0, n, batch_size):
-        batch = [a[start : start + batch_size] if _batched(a) else a for a in args]
+        rows = slice(start, start + batch_size)
+        batch = [a[rows] if _batched(a) else a for a in args]
+        named = {
+            key: a[rows] if _batched(a) and a.shape[0] == n else a for key, a in kwargs.items()
+        }
         chunk = max(1, min(k, max_elements // (per_point * batch[0].shape[0])))
         lse = None
         sum_lw = 0.0
         for first in range(0, k, chunk):
-            lw, _ = log_weights(model, guide, *batch, num_particles=min(chunk, k - first), **kwargs)
+            lw, _ = log_weights(model, guide, *batch, num_particles=min(chunk, k - first), **named)
             part = lw.logsumexp(0)
             lse = part if lse is None else torch.logaddexp(lse, part)
             sum_lw = sum_lw + lw.sum(0)

@@ -62,6 +62,11 @@ def test_gaussian_rbm_rejects_bad_sigma():
         GaussianRBM(3, 2, sigma=0.0)
     with pytest.raises(ValueError, match="num_hidden"):
         GaussianRBM(3, 0)
+    # a learned sigma below min_sigma would jump to min_sigma at the first update
+    with pytest.raises(ValueError, match=r"at least min_sigma=0\.05 when learn_sigma=True"):
+        GaussianRBM(3, 2, sigma=torch.tensor([1.0, 0.01, 1.0]), learn_sigma=True, min_sigma=0.05)
+    sigma = GaussianRBM(3, 2, sigma=0.05, learn_sigma=True, min_sigma=0.05).sigma  # the boundary
+    torch.testing.assert_close(sigma, torch.full((3,), 0.05))
 
 
 def test_an_ebm_enters_a_pyro_model_through_factor_and_as_a_likelihood():

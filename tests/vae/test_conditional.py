@@ -1,6 +1,7 @@
 import math
 import warnings
 
+import pyro
 import pytest
 import torch
 from pyro import poutine
@@ -29,6 +30,14 @@ def test_conditional_model_guide_match_and_shapes(prototypes):
     assert model.nodes["x"]["fn"].batch_shape == (6,)
     iw, _ = importance_log_likelihood(cvae.model, cvae.guide, x, y, k=8)
     assert iw.shape == (6,)
+    # a label passed by keyword is split into the same batches as x
+    estimates = []
+    for args, kwargs in (((x, y), {}), ((x,), {"y": y})):
+        pyro.set_rng_seed(0)
+        estimates.append(
+            importance_log_likelihood(cvae.model, cvae.guide, *args, k=8, batch_size=4, **kwargs)
+        )
+    torch.testing.assert_close(estimates[0], estimates[1], rtol=0, atol=0)
 
 
 def test_conditional_generation_follows_the_label(prototypes):
