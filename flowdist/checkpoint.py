@@ -15,6 +15,7 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,17 +73,19 @@ _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 
 def _check_plain(value: Any, where: str) -> None:
-    """Raise unless ``value`` is built of what :func:`load_checkpoint` reads back: dicts with
-    string keys, lists, tuples, strings, numbers, booleans, ``None`` and tensors."""
-    if isinstance(value, dict):
+    """Raise unless ``value`` is built of what :func:`load_checkpoint` reads back: dicts (and
+    ordered ones, as ``state_dict()`` returns) with string keys, lists, tuples, strings,
+    numbers, booleans, ``None`` and tensors."""
+    # exact types: other subclasses (a namedtuple, a defaultdict) would be saved, then refused
+    if type(value) in (dict, OrderedDict):
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise TypeError(f"{where}: keys must be strings, got {key!r}")
             _check_plain(item, f"{where}[{key!r}]")
-    elif isinstance(value, (list, tuple)):
+    elif type(value) in (list, tuple):
         for i, item in enumerate(value):
             _check_plain(item, f"{where}[{i}]")
-    elif type(value) not in _PLAIN and not isinstance(value, torch.Tensor):
+    elif type(value) not in _PLAIN:
         raise TypeError(
             f"{where} is a {type(value).__name__}; a checkpoint holds only dicts, lists, tuples, "
             "strings, numbers, booleans, None and tensors"

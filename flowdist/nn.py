@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from flowdist.validation import check_count
+
 __all__ = ["MLP", "activation_layer"]
 
 
@@ -36,6 +38,10 @@ class MLP(nn.Sequential):
         *,
         zero_last: bool = False,
     ) -> None:
+        if not isinstance(hidden, Sequence):
+            raise TypeError(f"hidden must be a sequence of layer sizes, got {hidden!r}")
+        for h in hidden:
+            check_count("hidden", h, least=1)
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(sizes):

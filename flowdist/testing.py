@@ -221,8 +221,8 @@ def check_normalization(
     axis = torch.linspace(-limit, limit, points, dtype=dtype)
     grid = torch.cartesian_prod(*[axis] * dim).reshape(-1, dim)
     with torch.no_grad():
-        x = t.inv(grid)
-        log_q = base.log_prob(x) + t.inv.log_abs_det_jacobian(grid, x)
+        x, ladj = _forward(t.inv, grid)  # summed over the event, also for elementwise ones
+        log_q = base.log_prob(x) + ladj
     q = log_q.exp().reshape([points] * dim)
     for _ in range(dim):
         q = torch.trapezoid(q, axis, dim=0)

@@ -75,9 +75,17 @@ def initial_draw(
     return value.to(torch.empty(0, device=device).device)
 
 
-def check_generator(generator: Any) -> None:
-    """Raise unless ``generator`` is ``None`` or a :class:`torch.Generator`."""
-    if generator is not None and not isinstance(generator, torch.Generator):
+def check_generator(generator: Any, device: torch.device | None = None) -> None:
+    """Raise unless ``generator`` is ``None`` or a :class:`torch.Generator` (that draws on
+    ``device``'s type, when given)."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
         raise TypeError(
             f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    if device is not None and generator.device.type != device.type:
+        raise ValueError(
+            f"generator draws on {generator.device.type}, but the tensors are on {device}: "
+            f"pass torch.Generator({device.type!r})"
         )

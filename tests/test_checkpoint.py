@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import defaultdict, namedtuple
 from datetime import datetime
 
 import pytest
@@ -74,12 +75,20 @@ def test_save_refuses_what_load_could_not_read(tmp_path):
         save_checkpoint(tmp_path / "f.pt", "planar", {"when": datetime.now()}, PlanarFlow(2, 4))
     with pytest.raises(TypeError, match="keys must be strings"):
         save_checkpoint(tmp_path / "f.pt", "planar", {}, PlanarFlow(2, 4), {1: "one"})
+    # subclasses of dict and tuple pass isinstance but are refused by the weights-only load
+    point = namedtuple("Point", "epoch loss")(3, 0.5)
+    for name, value in (("Point", point), ("defaultdict", defaultdict(int, a=1))):
+        with pytest.raises(TypeError, match=rf"metadata\['best'\] is a {name}"):
+            save_checkpoint(tmp_path / "f.pt", "planar", {}, PlanarFlow(2, 4), {"best": value})
     assert not list(tmp_path.iterdir())
+    best = PlanarFlow(2, 4).state_dict()
     path = save_checkpoint(
         tmp_path / "f.pt",
         "planar",
         {"sizes": (2, 4), "names": ["a"], "none": None, "flag": True},
         PlanarFlow(2, 4),
-        {"history": [{"loss": 1.5}], "t": torch.zeros(2)},
+        {"history": [{"loss": 1.5}], "t": torch.zeros(2), "best": best},  # an OrderedDict
     )
     assert load_checkpoint(path).config["sizes"] == (2, 4)
+    loaded = load_checkpoint(path).metadata["best"]
+    assert loaded.keys() == best.keys() and all(map(torch.equal, loaded.values(), best.values()))

@@ -76,11 +76,22 @@ def test_rbm_partition_energy_and_ais_on_cuda_match_the_cpu():
     gpu = copy.deepcopy(cpu).to(CUDA)
     x = torch.bernoulli(torch.full((7, 8), 0.4, dtype=torch.float64))
     torch.testing.assert_close(gpu.log_partition().cpu(), cpu.log_partition())
+    assert gpu.log_partition().is_cuda  # the cached value too
     torch.testing.assert_close(gpu.energy(x.to(CUDA)).cpu(), cpu.energy(x))
     est = gpu.estimate_log_partition(
         num_chains=200, betas=2000, generator=torch.Generator(CUDA).manual_seed(0)
     )
     assert abs(float(est.log_z) - float(cpu.log_partition())) < 0.05
+    cpu_generator = torch.Generator().manual_seed(0)
+    for call in (
+        lambda: gpu.sample((3,), generator=cpu_generator),
+        lambda: gpu.estimate_log_partition(betas=10, generator=cpu_generator),
+        lambda: train_cd(gpu, x.to(CUDA), epochs=1, generator=cpu_generator),
+    ):
+        with pytest.raises(
+            ValueError, match=r"generator draws on cpu, .* pass torch\.Generator\('cuda'\)"
+        ):
+            call()
 
 
 @pytest.mark.parametrize("compute_dtype", [None, torch.bfloat16])

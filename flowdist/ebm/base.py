@@ -26,7 +26,7 @@ from torch.distributions import Distribution, constraints
 from flowdist.ebm.partition import AnnealingPath, PartitionEstimate, ais
 from flowdist.mcmc.gibbs import PersistentChains, run_chain
 from flowdist.transforms.base import check_input
-from flowdist.validation import check_count, squares_finite
+from flowdist.validation import check_count, check_generator, squares_finite
 
 __all__ = ["UnnormalizedDistribution"]
 
@@ -56,7 +56,7 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         Distribution.__init__(
             self, torch.Size(), torch.Size([event_size]), validate_args=validate_args
         )
-        self._log_z_cache: tuple[Any, str, float] | None = None
+        self._log_z_cache: tuple[Any, Tensor] | None = None
         self._estimate: tuple[Any, PartitionEstimate] | None = None
         self._chains = PersistentChains(self.init_chain)
 
@@ -94,14 +94,19 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         parameter, the batch average, by automatic differentiation."""
         params = list(self.parameters())
         trained = [p for p in params if p.requires_grad]
-        with torch.enable_grad():
-            grads = iter(torch.autograd.grad(self.unnormalized_log_prob(x).mean(), trained))
+        grads = iter(())
+        if trained:  # autograd.grad refuses an empty list
+            with torch.enable_grad():
+                grads = iter(torch.autograd.grad(self.unnormalized_log_prob(x).mean(), trained))
         # a frozen parameter (requires_grad=False) gets a zero statistic: train_cd skips it
         return [next(grads) if p.requires_grad else torch.zeros_like(p) for p in params]
 
-    def positive_statistics(self, x: Tensor) -> list[Tensor]:
+    def positive_statistics(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> list[Tensor]:
         r"""Data term of :math:`\nabla_\theta \log p`: :math:`\langle \nabla \log \tilde p
-        \rangle_\text{data}`, in ``parameters()`` order."""
+        \rangle_\text{data}`, in ``parameters()`` order (``generator`` draws whatever a
+        model must sample to estimate it)."""
         return self.sufficient_statistics(x)
 
     def negative_statistics(self, state: Any) -> list[Tensor]:
@@ -124,7 +129,8 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         order, and the chain's new state. Raises :class:`FloatingPointError` when the chain
         states stop being finite (a diverging model).
         """
-        positive = self.positive_statistics(x)
+        check_count("k", k, least=1)
+        positive = self.positive_statistics(x, generator)
         state = self.chain_from_data(x, generator) if state is None else state
         for _ in range(k):
             state = self.chain_step(state, generator)
@@ -226,11 +232,11 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         """
         key = self._state_key()
         if self._log_z_cache is not None and self._log_z_cache[0] == key:
-            return torch.tensor(self._log_z_cache[2], dtype=torch.float64)
+            return self._log_z_cache[1].clone()  # on the model's device, as computed
         with torch.no_grad():
             log_z = self._exact_log_partition()
-        self._log_z_cache = (key, "exact", float(log_z))
-        return log_z
+        self._log_z_cache = (key, log_z)
+        return log_z.clone()
 
     def estimate_log_partition(
         self,
@@ -252,6 +258,7 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         """
         if method != "ais":
             raise ValueError(f"method must be 'ais', got {method!r}")
+        check_generator(generator, next(self.parameters()).device)
         if data is not None:
             self._check(data, "data", rows=0)
         for name, p in self.named_parameters():
@@ -292,8 +299,9 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         :meth:`_warn_if_impossible`).
 
         Differentiable in the parameters when :math:`\log Z` is exact: with gradients on and
-        parameters that require them, :math:`\log Z` is enumerated again with its graph (under
-        ``torch.no_grad()`` the cached value serves). An AIS estimate is a constant: the
+        parameters that require them, :math:`\log Z` is enumerated again, differentiably (chunk
+        by chunk, checkpointed: the memory of one chunk, and ``backward`` enumerates once more;
+        under ``torch.no_grad()`` the cached value serves). An AIS estimate is a constant: the
         parameter gradient then lacks :math:`-\nabla \log Z` (the gradient in ``value`` is
         exact either way)."""
         self._check(value, "value")
@@ -335,7 +343,9 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         ``N / num_chains`` draws ``thin`` steps apart, where :math:`N` is the number of samples
         requested. With ``persistent=True`` the chains start where the previous persistent call
         left them (fresh the first time, or when ``num_chains`` changes), so ``burn_in`` can be
-        small. Samples are correlated within a chain; they are only asymptotically exact.
+        small: a resumed chain takes ``burn_in + thin`` steps before its first draw, so that
+        with ``burn_in=0`` successive calls give the draws of one longer call. Samples are
+        correlated within a chain; they are only asymptotically exact.
         An empty ``sample_shape`` (a zero in it) gives an empty tensor.
         """
         if not isinstance(sample_shape, (tuple, list)) or any(
@@ -347,6 +357,7 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         shape = torch.Size(sample_shape)
         total = math.prod(shape)
         like = next(self.parameters())
+        check_generator(generator, like.device)
         if not total:
             return like.new_zeros(shape + self.event_shape)
         if num_chains is not None:
@@ -357,9 +368,14 @@ class UnnormalizedDistribution(nn.Module, Distribution):
                 f"num_chains must be a positive divisor of the number of samples {total}, "
                 f"got {num_chains!r}"
             )
+        check_count("burn_in", burn_in)
+        check_count("thin", thin, least=1)
         with torch.no_grad():
             if persistent:
+                stored = self._chains.state
                 init = self._chains.get(chains, like, generator)
+                if init is stored:  # the previous call's last draw: move on before drawing
+                    burn_in += thin
             else:
                 init = self.init_chain(chains, generator)
             draws, state = run_chain(

@@ -104,8 +104,10 @@ class DeepBoltzmannMachine(LayeredBoltzmannMachine):
                     mus[i] = torch.sigmoid(layer_input(i, mus, weights, biases))
         return mus
 
-    def positive_statistics(self, x: Tensor) -> list[Tensor]:
-        """Data term of the gradient from the mean-field posterior."""
+    def positive_statistics(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> list[Tensor]:
+        """Data term of the gradient from the mean-field posterior (deterministic)."""
         return self.statistics(self.mean_field(x))
 
     def variational_lower_bound(self, x: Tensor, num_iters: int = 30) -> Tensor:

@@ -272,11 +272,14 @@ class LayeredBoltzmannMachine(UnnormalizedDistribution):
             out[i] = torch.sigmoid(self.layer_input(i, out))
         return out
 
-    def positive_statistics(self, x: Tensor) -> list[Tensor]:
-        r"""Data term of the log-likelihood gradient, :math:`\langle\cdot\rangle_{p(h \mid v)}`."""
+    def positive_statistics(
+        self, x: Tensor, generator: torch.Generator | None = None
+    ) -> list[Tensor]:
+        r"""Data term of the log-likelihood gradient, :math:`\langle\cdot\rangle_{p(h \mid v)}`
+        (deeper layers drawn bottom-up with ``generator``, the odd ones Rao-Blackwellised)."""
         if len(self.layer_sizes) == 2:  # the hidden layer is exactly Rao-Blackwellised
             return self.statistics(self.rao_blackwell([x, x.new_empty(0)]))
-        return self.statistics(self.rao_blackwell(self.chain_from_data(x, None)))
+        return self.statistics(self.rao_blackwell(self.chain_from_data(x, generator)))
 
     def negative_statistics(self, state: Sequence[Tensor]) -> list[Tensor]:
         """Model term of the gradient from chain states (odd layers Rao-Blackwellised)."""

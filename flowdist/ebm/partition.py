@@ -31,6 +31,7 @@ it on every rank.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from flowdist.distributed import bounds, context, gather_rows, sharded_randomness
 from flowdist.validation import check_count
@@ -91,7 +93,9 @@ def enumerate_log_sum_exp(
     r""":math:`\log \sum_{s \in \{0,1\}^m} \exp \log f(s)` in float64, enumerating in chunks.
 
     ``log_f`` maps float64 states of shape ``(chunk, m)`` to float64 values of shape ``(chunk,)``.
-    ``log_f`` may return extra trailing dimensions (a batch), summed over separately. Raises
+    ``log_f`` may return extra trailing dimensions (a batch), summed over separately. With
+    gradients on, each chunk is checkpointed (:func:`torch.utils.checkpoint.checkpoint`): the
+    graph held is the chunk outputs', and backward recomputes one chunk at a time. Raises
     :class:`PartitionTooLargeError` naming ``what`` and ``remedy`` when ``m > max_units``.
     """
     if num_units > max_units:
@@ -99,10 +103,13 @@ def enumerate_log_sum_exp(
             f"the exact sum needs 2^{num_units} states of {what}, more than the enumeration "
             f"limit of 2^{max_units}; {remedy}"
         )
-    parts = [
-        torch.logsumexp(log_f(binary_states(num_units, a, b, device=device)), dim=0)
-        for a, b in _chunks(num_units, chunk_size)
-    ]
+
+    def part(start: int, stop: int) -> Tensor:
+        return torch.logsumexp(log_f(binary_states(num_units, start, stop, device=device)), dim=0)
+
+    if torch.is_grad_enabled():  # keep no chunk's graph: backward recomputes them one by one
+        part = functools.partial(checkpoint, part, use_reentrant=False, preserve_rng_state=False)
+    parts = [part(a, b) for a, b in _chunks(num_units, chunk_size)]
     return torch.logsumexp(torch.stack(parts), dim=0)
 
 

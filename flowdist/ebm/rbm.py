@@ -46,7 +46,7 @@ from flowdist.ebm.layered import LayeredBoltzmannMachine
 from flowdist.ebm.partition import enumerate_log_sum_exp
 from flowdist.mcmc.gibbs import bernoulli
 from flowdist.transforms.base import check_dim
-from flowdist.validation import check_float_dtype, check_number, initial_draw
+from flowdist.validation import check_count, check_float_dtype, check_number, initial_draw
 
 __all__ = ["BernoulliRBM", "GaussianRBM"]
 
@@ -115,6 +115,7 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         a law within :math:`2^{-17}` of the probabilities, whose rounding in a 16-bit
         ``compute_dtype`` is far larger).
         """
+        check_count("k", k, least=1)
         w = self.weight
         cd = self.compute_dtype or w.dtype
         wc, bc, cc = w.to(cd), self.visible_bias.to(cd), self.hidden_bias.to(cd)
@@ -288,7 +289,7 @@ class _GaussianPath:
         self.model = model
         self.log_z0 = (
             0.5 * model.num_visible * math.log(2 * math.pi)
-            + float(model.log_sigma.double().sum())
+            + float(model.log_sigma.detach().double().sum())
             + model.num_hidden * math.log(2.0)
         )
 

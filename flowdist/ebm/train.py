@@ -53,7 +53,7 @@ from flowdist.distributed import (
 from flowdist.ebm.base import UnnormalizedDistribution
 from flowdist.mcmc.gibbs import PersistentChains
 from flowdist.transforms.base import check_dim
-from flowdist.validation import check_number, generator_device
+from flowdist.validation import check_generator, check_number, generator_device
 
 __all__ = ["TrainingHistory", "train_cd"]
 
@@ -182,6 +182,7 @@ def train_cd(
     rank.
     """
     check_data(model, data)
+    check_generator(generator, data.device)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("k", k)):
         check_dim(name, value)
     if num_chains is not None:

@@ -16,6 +16,7 @@ takes it) whose :meth:`~FlowDistribution.rsample_and_log_prob` and
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -143,7 +144,7 @@ class FlowDistribution(pdist.TransformedDistribution):
             event_dim += t.codomain.event_dim - t.domain.event_dim
             log_prob = log_prob - ladj
         if self._validate_args:
-            self._check_finite(log_prob, "rsample_and_log_prob")
+            self._check_finite("rsample_and_log_prob", log_prob, z)
         return z, log_prob
 
     def rsample(
@@ -186,12 +187,15 @@ class FlowDistribution(pdist.TransformedDistribution):
         base = self.base_dist.log_prob(y)
         log_prob = log_prob + sum_rightmost(base, event_dim - len(self.base_dist.event_shape))
         if self._validate_args:
-            self._check_finite(log_prob, "log_prob")
+            self._check_finite("log_prob", log_prob)
         return log_prob
 
-    def _check_finite(self, log_prob: Tensor, method: str) -> None:
+    def _check_finite(self, method: str, log_prob: Tensor, sample: Tensor | None = None) -> None:
         """With ``validate_args``: a non-finite result is an error that names its cause."""
-        if bool(torch.isfinite(log_prob).all()):
+        finite = torch.isfinite(log_prob).all()
+        if sample is not None:
+            finite = finite & torch.isfinite(sample).all()
+        if bool(finite):
             return
         for i, t in enumerate(self.transforms):
             name = nonfinite_parameter(t) if isinstance(t, nn.Module) else None
@@ -200,6 +204,11 @@ class FlowDistribution(pdist.TransformedDistribution):
                     f"transforms[{i}] ({type(t).__name__}) parameter {name!r} has "
                     "non-finite values (nan or inf)"
                 )
+        if sample is not None:
+            raise ValueError(
+                f"{method} produced non-finite values: the bijectors carry base draws beyond "
+                f"the range of {sample.dtype} (parameters of extreme magnitude)"
+            )
         raise ValueError(
             f"{method} produced non-finite values: the input value lies outside the region "
             "where the flow's density is representable (inf/nan inputs or extreme magnitudes)"
@@ -254,4 +263,16 @@ class Flow(nn.Module):
         base = self.base(context)
         if context is not None and base.batch_shape == ():
             base = base.expand(context.shape[:-1])
+        if validate_args is not None:  # the base is built here: it follows the flow's choice
+            base = _validating(base, validate_args)
         return FlowDistribution(base, transforms, validate_args=validate_args)
+
+
+def _validating(d: Distribution, validate_args: bool) -> Distribution:
+    """A shallow copy of ``d`` (and of the distributions it wraps) that validates its
+    arguments or not; ``d`` itself is left as it is."""
+    d = copy.copy(d)
+    d._validate_args = validate_args
+    if isinstance(getattr(d, "base_dist", None), Distribution):
+        d.base_dist = _validating(d.base_dist, validate_args)
+    return d

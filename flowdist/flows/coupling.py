@@ -163,6 +163,12 @@ class MultiscaleRealNVP(Flow):
     ) -> None:
         check_dim("levels", levels)
         shape = multiscale_shape(image_shape, squeezes=levels - 1)
+        h, w = shape[1] >> (levels - 1), shape[2] >> (levels - 1)
+        if h * w < 2:
+            raise ValueError(
+                f"image_shape {shape} is too small for levels={levels}: the last level is "
+                f"{h}x{w}, and its checkerboard couplings need at least 2 pixels"
+            )
         top = _realnvp_scale(shape, shape[0], levels, hidden)
         super().__init__([top, *data_transforms], StandardNormal(*shape))
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from flowdist.distributed import context, shard, wrap
 from flowdist.transforms.base import check_dim
+from flowdist.validation import check_count
 
 __all__ = ["FitResult", "fit_density", "mean_log_prob"]
 
@@ -68,6 +69,10 @@ def fit_density(
     """
     check_dim("epochs", epochs)
     check_dim("batch_size", batch_size)
+    if patience is not None:
+        check_count("patience", patience)
+        if valid is None:
+            raise ValueError("patience: early stopping needs valid data")
     if len(train) < batch_size:
         raise ValueError(f"train: {len(train)} examples, fewer than batch_size={batch_size}")
     ctx = context()
@@ -104,7 +109,7 @@ def fit_density(
                 result.best_epoch = epoch
             else:
                 stale += 1
-                if patience is not None and stale > patience:
+                if patience is not None and stale >= patience:
                     break
     bar.close()
     if best_state is not None:

@@ -100,7 +100,7 @@ def bernoulli(
         raise TypeError(f"probs must be a floating-point torch.Tensor, got {_describe(probs)}")
     if bits not in _BITS:
         raise ValueError(f"bits must be one of {sorted(_BITS)}, got {bits!r}")
-    check_generator(generator)
+    check_generator(generator, probs.device)
     if out is None:
         out = torch.empty(probs.shape, dtype=dtype or probs.dtype, device=probs.device)
     elif not isinstance(out, Tensor) or out.shape != probs.shape:

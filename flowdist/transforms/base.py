@@ -18,8 +18,10 @@ through ``p.data`` outside an optimizer bypass version counters: call ``with_cac
 ``with_cache(1)`` again, which empties the cache) after such writes. A value computed without
 a graph (under ``torch.no_grad()``, as ``sample()`` runs) is not returned while gradients are on
 and the parameters require them: ``log_prob(d.sample())`` then recomputes, so that a
-score-function (REINFORCE) loss differentiates. The cache is dropped on pickling, ``deepcopy``
-and ``.to()``.
+score-function (REINFORCE) loss differentiates. Nor is one returned for a cached ``x`` or ``y``
+modified in place since (``x = d.sample(); x.clamp_(0, 1)``: their version counters are kept
+too), or for inference-mode tensors, which have no version counter. The cache is dropped on
+pickling, ``deepcopy`` and ``.to()``.
 
 **Validation.** Shapes, dtypes and devices of inputs are always checked (cheap). While
 ``torch.distributions`` validation is on (its default), direct calls also scan inputs and
@@ -141,7 +143,9 @@ class Bijector(Transform, nn.Module):
     def __init__(self, cache_size: int = 1) -> None:
         Transform.__init__(self, cache_size=cache_size)  # also runs nn.Module.__init__
         # (x, y, log|det J|, computed forward?, key, computed with a graph?)
-        self._cache: tuple[Tensor, Tensor, Tensor, bool, tuple[Any, ...], bool] | None = None
+        self._cache: (
+            tuple[Tensor, Tensor, Tensor, bool, tuple[Any, ...], bool, tuple[int, int]] | None
+        ) = None
 
     # ---------------------------------------------------------------- to implement
     @property
@@ -248,14 +252,14 @@ class Bijector(Transform, nn.Module):
         cache = self._cache
         if cache is None or self._cache_size == 0:
             return None
-        cx, cy, ladj, forward, key, graph = cache
+        cx, cy, ladj, forward, key, graph, versions = cache
         if x is not None and y is not None:
             hit = x is cx and y is cy
         elif x is not None:
             hit = x is cx and not forward
         else:
             hit = y is cy and forward
-        if not hit or key != self._key():
+        if not hit or key != self._key() or versions != _versions(cx, cy):
             return None
         if not graph and torch.is_grad_enabled() and self._trainable():
             # computed without a graph (``sample()`` runs under no_grad): a ``log_prob`` of
@@ -269,9 +273,10 @@ class Bijector(Transform, nn.Module):
     def _store(
         self, x: Tensor, y: Tensor, ladj: Tensor, forward: bool, state: Sequence[Tensor]
     ) -> None:
-        if self._cache_size:
+        if self._cache_size and not (x.is_inference() or y.is_inference()):
             graph = torch.is_grad_enabled()
-            self.__dict__["_cache"] = (x, y, ladj, forward, self._key(state), graph)
+            versions = _versions(x, y)
+            self.__dict__["_cache"] = (x, y, ladj, forward, self._key(state), graph, versions)
 
     def _checked(
         self, name: str, value: Tensor, shape: tuple[int, ...], finite: bool
@@ -421,6 +426,11 @@ def call_and_ladj(t: Transform, x: Tensor, event_dim: int) -> tuple[Tensor, Tens
 def _dtype_of(state: Iterable[Tensor]) -> torch.dtype | None:
     """The dtype of the first floating-point tensor of ``state`` (``None`` if there is none)."""
     return next((t.dtype for t in state if t.is_floating_point()), None)
+
+
+def _versions(x: Tensor, y: Tensor) -> tuple[int, int]:
+    """The version counters of a cached pair (bumped by every in-place write)."""
+    return x._version, y._version
 
 
 def nonfinite_parameter(module: nn.Module) -> str | None:

@@ -117,6 +117,7 @@ class ConvNet(nn.Sequential):
         hidden: int = 64,
         activation: type[nn.Module] = nn.ReLU,
     ) -> None:
+        check_dim("hidden", hidden)
         last = nn.Conv2d(hidden, out_channels, 3, padding=1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)

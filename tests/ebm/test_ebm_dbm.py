@@ -11,7 +11,9 @@ from ebm_helpers import all_states, randomize
 
 from flowdist.datasets import load_digits
 from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, train_cd
+from flowdist.ebm.dbm import _ScaledRBM
 from flowdist.ebm.layered import layer_input
+from flowdist.mcmc.gibbs import bernoulli
 
 
 def test_mean_field_is_a_fixed_point_and_bounds_the_exact_log_likelihood():
@@ -60,6 +62,30 @@ def test_pretraining_and_joint_training_improve_the_likelihood():
     assert pretrained > initial + 10
     assert joint > pretrained
     assert joint - 3 < bound <= joint
+
+
+def test_pretraining_follows_the_doubled_rbm_recipe():
+    # Salakhutdinov & Hinton (2009): the bottom RBM doubles its up-pass, the top one its
+    # down-pass, middle ones both; each trains on samples of the one below's doubled posterior,
+    # and a middle layer's bias is the mean of the two RBMs' biases for it
+    sizes = (6, 4, 3, 2)
+    data = (torch.rand(40, 6, generator=torch.Generator().manual_seed(1)) < 0.4).float()
+    dbm = DeepBoltzmannMachine(sizes)
+    dbm.pretrain(data, epochs=2, batch_size=10, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    x, rbms = data, []
+    for i, (up, down) in enumerate([(2.0, 1.0), (2.0, 2.0), (1.0, 2.0)]):
+        rbm = _ScaledRBM(sizes[i], sizes[i + 1], up=up, down=down, generator=g)
+        train_cd(rbm, x, epochs=2, batch_size=10, generator=g)
+        rbms.append(rbm)
+        with torch.no_grad():
+            x = bernoulli(torch.sigmoid(rbm.hidden_bias + up * (x @ rbm.weight)), generator=g)
+    for i, rbm in enumerate(rbms):
+        assert torch.equal(dbm.weights[i], rbm.weight)
+    assert torch.equal(dbm.biases[0], rbms[0].visible_bias)
+    assert torch.equal(dbm.biases[3], rbms[2].hidden_bias)
+    for i in (1, 2):
+        assert torch.equal(dbm.biases[i], (rbms[i - 1].hidden_bias + rbms[i].visible_bias) / 2)
 
 
 @pytest.mark.parametrize("shape", [(30, 30), (30, 30, 30)], ids=["rbm", "dbm"])

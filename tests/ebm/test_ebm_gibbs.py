@@ -8,6 +8,8 @@ with the sample size.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from ebm_helpers import DEVICES, all_states, brute_joint_log_f, randomize, small_bm
@@ -87,8 +89,14 @@ def test_thinning_persistence_and_step_count():
     g = torch.Generator().manual_seed(0)
     first = rbm.sample((8,), burn_in=5, persistent=True, generator=g)
     assert torch.equal(rbm._chains.state[0], first)
-    second = rbm.sample((8,), burn_in=0, persistent=True, generator=g)
-    assert torch.equal(second, first)  # burn_in=0: the first draw is the stored state
+    # resumed with burn_in=0, the chains continue: two calls give the draws of one longer call
+    once, twice = copy.deepcopy(rbm), copy.deepcopy(rbm)  # 8 stored chains: 4 start afresh
+    kw = {"num_chains": 4, "thin": 2, "persistent": True}
+    g = torch.Generator().manual_seed(1)
+    a = twice.sample((8,), burn_in=5, generator=g, **kw)
+    b = twice.sample((8,), burn_in=0, generator=g, **kw)
+    longer = once.sample((16,), burn_in=5, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(longer, torch.cat([a, b]))
     third = rbm.sample((4, 2), burn_in=0, thin=1, num_chains=2, persistent=True, generator=g)
     assert third.shape == (4, 2, 5)
     with pytest.raises(ValueError, match="num_chains"):

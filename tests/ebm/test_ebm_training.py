@@ -16,6 +16,7 @@ from flowdist.ebm import (
     UnnormalizedDistribution,
     train_cd,
 )
+from flowdist.ebm.layered import LayeredBoltzmannMachine
 from flowdist.ebm.train import _from_random_rows
 
 
@@ -372,6 +373,56 @@ def test_train_cd_leaves_frozen_parameters_and_a_fixed_sigma_unchanged():
         train_cd(model, x, epochs=2, batch_size=10, lr=0.05, generator=g)
         for name, p in model.named_parameters():
             assert torch.equal(p, before[name]) == (p is param), name
+    everything_frozen = GaussianRBM(3, 2, generator=g).requires_grad_(False)
+    before = [p.clone() for p in everything_frozen.parameters()]
+    train_cd(everything_frozen, torch.randn(10, 3, generator=g), epochs=1, batch_size=5)
+    assert all(map(torch.equal, before, everything_frozen.parameters()))
     grbm = GaussianRBM(4, 3, sigma=0.01, min_sigma=0.05, generator=g)  # fixed, below min_sigma
     train_cd(grbm, 0.01 * torch.randn(50, 4, generator=g), epochs=1, lr=1e-4, generator=g)
     torch.testing.assert_close(grbm.sigma, torch.full((4,), 0.01))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g: BernoulliRBM(6, 3, generator=g),
+        lambda g: GaussianRBM(6, 3, generator=g),
+        lambda g: BoltzmannMachine(6, generator=g),
+        lambda g: DeepBoltzmannMachine((6, 4, 3), generator=g),
+        lambda g: LayeredBoltzmannMachine((6, 4, 3), generator=g),  # samples its data term
+    ],
+    ids=["rbm", "gaussian-rbm", "bm", "dbm", "layered"],
+)
+@pytest.mark.parametrize("persistent", [False, True], ids=["cd", "pcd"])
+def test_training_depends_on_the_generator_only(make, persistent):
+    data = (torch.rand(40, 6, generator=torch.Generator().manual_seed(9)) < 0.4).float()
+    trained = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(0)
+        model = make(g)
+        train_cd(model, data, epochs=2, batch_size=10, persistent=persistent, generator=g)
+        trained.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(*trained)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_fused_cd_k_chain_follows_the_k_step_kernel(k):
+    # CD-k from one data row: the returned v_k has the law T^k(x, .), T(v, v') = sum_h p(h|v)
+    # p(v'|h), computed exactly by enumerating the 32 visible and 8 hidden states
+    rbm = randomize(BernoulliRBM(5, 3, dtype=torch.float64), 1.5, 4)
+    v, h = all_states(5), all_states(3)
+    p_h = torch.sigmoid(v @ rbm.weight + rbm.hidden_bias)  # (32, 3)
+    p_v = torch.sigmoid(h @ rbm.weight.T + rbm.visible_bias)  # (8, 5)
+    h_given_v = (h[None] * p_h[:, None] + (1 - h[None]) * (1 - p_h[:, None])).prod(-1)
+    v_given_h = (v[None] * p_v[:, None] + (1 - v[None]) * (1 - p_v[:, None])).prod(-1)
+    kernel = h_given_v @ v_given_h  # (32, 32)
+    start = 19
+    law = torch.linalg.matrix_power(kernel, k)[start]
+    n = 20000
+    x = v[start].expand(n, 5)
+    _, (v_k, _) = rbm.contrastive_gradient(x, k, torch.Generator().manual_seed(k))
+    exact = law @ v
+    if k > 1:  # T^k differs from T here: a chain that never redrew h would fail
+        assert (exact - kernel[start] @ v).abs().max() > 0.05
+    assert torch.allclose(v_k.mean(0), exact, atol=5 * 0.5 / n**0.5)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.distributions import TransformedDistribution
 
-from flowdist.flows import Flow, FlowDistribution, PlanarFlow, RadialFlow, StandardNormal
+import flowdist.flows.train as train_module
+from flowdist.flows import NICE, Flow, FlowDistribution, PlanarFlow, RadialFlow, StandardNormal
 from flowdist.testing import randomize
 from flowdist.transforms import ConditionalTransform, PlanarTransform, RadialTransform
 
@@ -125,6 +126,23 @@ def test_validation_errors_name_the_problem():
         torch.distributions.Distribution.set_default_validate_args(True)
     with pytest.raises(TypeError, match=r"transforms\[0\] must be"):
         Flow([torch.nn.Linear(2, 2)], StandardNormal(2))
+
+
+def test_validate_args_reaches_the_base_and_samples_are_checked():
+    flow = NICE(4, 2, (8,), base="normal")  # ends in a ScaleTransform (x = z e^s)
+    bad = torch.tensor([[0.0, float("nan"), 0.0, 0.0]])
+    with pytest.raises(ValueError, match="value"):
+        flow().log_prob(bad)
+    # validate_args=False: no check anywhere, as in torch.distributions (the base is the flow's)
+    assert torch.isnan(flow(validate_args=False).log_prob(bad)).all()
+    assert flow.base()._validate_args == torch.distributions.Distribution._validate_args
+    with torch.no_grad():
+        flow.transforms[0].log_scale.fill_(100.0)  # finite, but e^100 overflows float32
+    # the log-density does not depend on the sample here, so only the sample is non-finite
+    with pytest.raises(ValueError, match=r"carry base draws beyond the range of torch\.float32"):
+        flow(validate_args=True).rsample_and_log_prob((3,))
+    x, log_prob = flow(validate_args=False).rsample_and_log_prob((3,))
+    assert not torch.isfinite(x).all() and torch.isfinite(log_prob).all()
     with pytest.raises(ValueError, match="K must be a positive integer"):
         PlanarFlow(2, 0)
 
@@ -140,3 +158,23 @@ def test_generator_makes_sampling_reproducible():
     torch.testing.assert_close(x, draws[0][0])
     other = flow().rsample((5,), generator=torch.Generator().manual_seed(8))
     assert not torch.allclose(x, other)
+
+
+def test_fit_density_stops_after_patience_and_restores_the_best_epoch(monkeypatch):
+    flow = PlanarFlow(2, 2)
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    scripted = iter([-5.0, -4.0, -4.5, -4.6, -3.0])  # held-out log-likelihoods, epoch by epoch
+    states = []
+
+    def scripted_log_prob(flow, valid):
+        states.append({k: v.clone() for k, v in flow.state_dict().items()})
+        return next(scripted)
+
+    monkeypatch.setattr(train_module, "mean_log_prob", scripted_log_prob)
+    result = train_module.fit_density(flow, data, valid=data, epochs=5, batch_size=16, patience=2)
+    assert result.best_epoch == 1 and len(result.valid_nll) == 4  # epochs 2 and 3: no better
+    for key, value in flow.state_dict().items():
+        assert torch.equal(value, states[1][key]), key
+    assert not torch.equal(states[1]["transforms.0.w"], states[3]["transforms.0.w"])
+    with pytest.raises(ValueError, match="patience: early stopping needs valid data"):
+        train_module.fit_density(flow, data, patience=2)

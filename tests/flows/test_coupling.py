@@ -84,3 +84,8 @@ def test_bad_arguments():
         coupling_masks(1, 2)
     with pytest.raises(ValueError, match="base"):
         NICE(4, base="gumbel")
+    for hidden in ((-1,), (16, 0)):  # a layer of no units would ignore its input
+        with pytest.raises(ValueError, match=r"hidden must be an integer >= 1"):
+            RealNVP(3, 2, hidden)
+    with pytest.raises(TypeError, match="hidden must be a sequence"):
+        NICE(4, 2, 16)

@@ -53,6 +53,8 @@ def test_bad_arguments():
         Glow((1, 8, 8), levels=4)
     with pytest.raises(ValueError, match=r"image_shape must be \(C, H, W\)"):
         Glow((8, 8))
+    with pytest.raises(ValueError, match="hidden must be a positive integer"):
+        Glow((1, 4, 4), 1, 1, 0)
     with pytest.raises(ValueError, match="value must have shape"):
         Glow((1, 4, 4), 1, 1, 8)().log_prob(torch.rand(3, 1, 4, 5))
 

@@ -59,3 +59,5 @@ def test_bad_arguments():
         MultiscaleRealNVP((1, 6, 6), levels=3)
     with pytest.raises(ValueError, match=r"image_shape must be \(C, H, W\)"):
         MultiscaleRealNVP((8, 8))
+    with pytest.raises(ValueError, match=r"too small for levels=2: the last level is 1x1"):
+        MultiscaleRealNVP((3, 2, 2), levels=2)

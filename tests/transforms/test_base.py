@@ -87,6 +87,18 @@ def test_cache_is_used_while_parameters_are_unchanged():
     assert x2 is not x and t(x2) is not y
 
 
+def test_cache_ignores_a_cached_tensor_modified_in_place():
+    t = PlanarTransform(2, generator=torch.Generator().manual_seed(0))
+    d = TransformedDistribution(_base(), [t])
+    with torch.no_grad():
+        x = d.sample((5,))
+        x.clamp_(-0.1, 0.1)  # edited after the forward pass cached it
+        torch.testing.assert_close(d.log_prob(x), d.log_prob(x.clone()))
+        with torch.inference_mode():  # no version counters: not cached at all
+            z = torch.randn(5, 2)
+            assert t.inv(t(z)) is not z
+
+
 def test_log_prob_of_a_sample_differentiates_for_score_function_losses():
     # sample() runs under no_grad; its cached log-det has no graph, so log_prob must recompute
     t = PlanarTransform(2, generator=torch.Generator().manual_seed(0))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.distributions import AffineTransform, Independent, Normal
 
 from flowdist.testing import (
     batch_shapes,
@@ -59,6 +62,23 @@ def test_density_integrates_to_one(name):
     g = torch.Generator().manual_seed(3)
     t = randomize(FACTORIES[name](2, g), generator=g, scale=0.7).double()
     check_normalization(t)
+
+
+class _HalvedDensity(AffineTransform):
+    def log_abs_det_jacobian(self, x, y):
+        return super().log_abs_det_jacobian(x, y) + math.log(2.0)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_density_of_an_elementwise_transform_integrates_to_one(dim):
+    # event_dim 0: the log-det is per coordinate and must be summed over the event
+    one, two = torch.tensor(1.0, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64)
+    base = Independent(
+        Normal(torch.zeros(dim, dtype=one.dtype), torch.ones(dim, dtype=one.dtype)), 1
+    )
+    check_normalization(AffineTransform(one, two), base, limit=12.0)
+    with pytest.raises(AssertionError, match="integrates to"):
+        check_normalization(_HalvedDensity(one, two), base, limit=12.0)
 
 
 @pytest.mark.parametrize("cls", [PlanarTransform, RadialTransform])

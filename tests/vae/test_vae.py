@@ -12,8 +12,9 @@ from pyro.util import check_model_guide_match, check_site_shape
 from torch import nn
 from torch.distributions import kl_divergence
 
-from flowdist.vae import VAE, GaussianLikelihood
+from flowdist.vae import VAE, GaussianLikelihood, evaluate
 from flowdist.vae.evaluate import IWAE_ELBO, importance_log_likelihood, log_weights
+from flowdist.vae.likelihoods import BernoulliLikelihood, ContinuousBernoulliLikelihood
 
 
 def binary(n, d, seed=0):
@@ -98,6 +99,26 @@ def test_chunking_does_not_change_the_estimate():
     # different draws; both estimate the same quantity closely for this small model
     assert torch.allclose(whole, chunked, atol=0.1)
     assert chunked.shape == (20,)
+
+
+def test_chunks_and_batches_combine_into_the_estimates_of_all_particles(monkeypatch):
+    # known log-weights (particle i of the whole run, data point j: a fixed table) make the
+    # combination exact: log mean exp and mean over all k particles, whatever the chunking
+    k, n = 10, 7
+    table = torch.randn(k, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    drawn = []
+
+    def fake_log_weights(model, guide, x, *, num_particles):
+        first = sum(drawn) % k  # the particles of this batch drawn so far
+        drawn.append(num_particles)
+        return table[first : first + num_particles][:, x[:, 0].long()], 1.0  # x[:, 0]: index
+
+    monkeypatch.setattr(evaluate, "log_weights", fake_log_weights)
+    x = torch.arange(n, dtype=torch.float64)[:, None].expand(n, 3)
+    iw, elbo = importance_log_likelihood(None, None, x, k=k, batch_size=3, max_elements=36)
+    assert drawn == [4, 4, 2, 4, 4, 2, 10]  # 36 // (3 rows * 3) = 4 particles a chunk; 1 row: 12
+    torch.testing.assert_close(iw, table.logsumexp(0) - math.log(k))
+    torch.testing.assert_close(elbo, table.mean(0))
 
 
 def test_iwae_loss_with_one_particle_is_the_trace_elbo():
@@ -286,6 +307,33 @@ def test_sampled_data_come_from_the_generator_and_the_likelihood(likelihood):
     # E[x] = E_z E[x | z]: the sample mean against decoded means of other latents
     means = vae.sample(4000, generator=torch.Generator().manual_seed(1))
     assert bool(((x.mean(0) - means.mean(0)).abs() < 6 * x.std(0) / 4000**0.5 + 1e-3).all())
+
+
+@pytest.mark.parametrize(
+    "likelihood",
+    [
+        BernoulliLikelihood(6),
+        ContinuousBernoulliLikelihood(6),
+        GaussianLikelihood(6, scale=0.5),
+        GaussianLikelihood(6),  # a learned scale, set below to exp(N(0, 1))
+    ],
+    ids=["bernoulli", "continuous_bernoulli", "gaussian", "gaussian-learned"],
+)
+def test_likelihood_draws_have_the_law_of_the_distribution(likelihood):
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in likelihood.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    params = torch.randn(6, generator=g)
+    n = 20000
+    x = likelihood.sample(params.expand(n, 6), generator=g)
+    law = likelihood(params).base_dist
+    # mean and variance per element, within 6 standard errors estimated from the draws
+    se_mean = x.std(0) / n**0.5
+    assert bool(((x.mean(0) - law.mean).abs() < 6 * se_mean).all())
+    centred = (x - law.mean) ** 2
+    se_var = centred.std(0) / n**0.5
+    assert bool(((centred.mean(0) - law.variance).abs() < 6 * se_var).all())
 
 
 def test_log_weights_and_iwae_honour_poutine_mask():
