@@ -274,7 +274,7 @@ COMPARISONS = (
         ),
         "The 3x target is met against scikit-learn on the data as shipped (it converts the "
         "uint8 pixels to float64), with flowdist's bfloat16 products; not against scikit-learn "
-        "fed float32 (2.2-2.55x by the medians of the last two runs).",
+        "fed float32 (2.2-2.46x by the medians of the last two runs).",
     ),
     Comparison(
         "vae-speed",
