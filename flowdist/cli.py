@@ -34,6 +34,7 @@ from torch.distributions import Transform
 
 from flowdist import zoo
 from flowdist.report import Report, Score
+from flowdist.validation import check_count, check_number
 
 __all__ = [
     "DEMO_SECTIONS",
@@ -128,6 +129,10 @@ def check_transform_command(
     from flowdist import testing  # needs hypothesis (the test extra)
 
     out = out or sys.stdout
+    check_count("--batch", batch, least=1)
+    for n in event_shape or ():
+        check_count("--event-shape", n, least=1)
+    check_number("--randomize", randomize_scale, least=0.0)
     transform = _load_transform(spec)
     shape = event_shape or tuple(getattr(transform, "event_shape", ()) or ())
     if not shape:
@@ -173,6 +178,12 @@ def _device(text: str) -> torch.device:
         raise ValueError(f"--device: {err}") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {text}: CUDA is not available on this machine")
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:  # torch asserts for some backends (xpu)
+        raise ValueError(
+            f"--device {text}: not available on this machine or in this torch build"
+        ) from err
     return device
 
 
@@ -202,6 +213,10 @@ def train_command(
     ``out``; prints what it does. Returns the checkpoint's path."""
     stdout = stdout or sys.stdout
     zoo.get(model).settings(settings)  # an unknown model or setting fails before the data load
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out} is a directory; name the checkpoint file")
+    if data != "digits" and Path(out).resolve() == Path(data).resolve():
+        raise ValueError(f"--out {out} is the data file: the checkpoint would overwrite it")
     where = _device(device)
     dataset = zoo.load_data(data)
     print(f"data: {dataset.describe()}", file=stdout)
@@ -520,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample_command(args.checkpoint, args.n, args.out, seed=args.seed, device=args.device)
         elif args.command == "models":
             models_command(args.model)
-    except (ValueError, FileNotFoundError, FloatingPointError, ImportError) as err:
+    except (ValueError, OSError, FloatingPointError, ImportError) as err:  # OSError: paths
         message = " ".join(str(err).split())  # one line, whatever the library wrote
         print(f"flowdist: error: {message}", file=sys.stderr)
         return 2

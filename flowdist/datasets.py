@@ -70,11 +70,27 @@ def _open_npz(path: str | Path, keys: tuple[str, ...]) -> np.lib.npyio.NpzFile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such file {str(path)!r}")
-    archive = np.load(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as err:  # zipfile, pickle and format errors of many types
+        raise ValueError(f"path: cannot read {str(path)!r} ({err})") from err
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"path: {str(path)!r} is a single array, not an .npz archive")
     missing = [k for k in keys if k not in archive.files]
     if missing:
         raise ValueError(f"path: {str(path)!r} lacks the arrays {missing} (has {archive.files})")
     return archive
+
+
+def _array(archive: np.lib.npyio.NpzFile, key: str, kind: str, ndim: int) -> np.ndarray:
+    """``archive[key]``, checked: ``ndim`` dimensions and a dtype of ``kind`` (``"u"``:
+    unsigned bytes, ``"i"``: integers)."""
+    a = archive[key]
+    ok = a.dtype == np.uint8 if kind == "u" else np.issubdtype(a.dtype, np.integer)
+    if a.ndim != ndim or not ok:
+        what = "uint8" if kind == "u" else "integer"
+        raise ValueError(f"path: {key} must be a {ndim}-d {what} array, got {a.ndim}-d {a.dtype}")
+    return a
 
 
 def load_binarized_mnist(
@@ -87,10 +103,15 @@ def load_binarized_mnist(
     10,000 test images; with ``validation=True`` the test split is the validation set instead.
     """
     archive = _open_npz(path, ("train_x", "valid_x", "test_x", "n_pixels"))
-    n = int(archive["n_pixels"])
+    n = _array(archive, "n_pixels", "i", 0)
 
     def unpack(key: str) -> torch.Tensor:
-        return torch.as_tensor(np.unpackbits(archive[key], axis=1)[:, :n], dtype=dtype)
+        packed = _array(archive, key, "u", 2)
+        if not 0 < n <= 8 * packed.shape[1]:
+            raise ValueError(
+                f"path: n_pixels = {n}, but {key} packs {8 * packed.shape[1]} bits per row"
+            )
+        return torch.as_tensor(np.unpackbits(packed, axis=1)[:, :n], dtype=dtype)
 
     return Split(unpack("train_x"), unpack("valid_x" if validation else "test_x"))
 
@@ -109,15 +130,13 @@ def load_mnist(
     """
     archive = _open_npz(path, ("train_images", "train_labels", "test_images", "test_labels"))
 
-    def images(key: str) -> torch.Tensor:
-        x = torch.as_tensor(archive[key], dtype=dtype)
-        if scale:
-            x = x / 255.0
-        return x.flatten(1) if flatten else x
+    def split(part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(_array(archive, f"{part}_images", "u", 3), dtype=dtype)
+        y = _array(archive, f"{part}_labels", "i", 1)
+        if len(y) != len(x):
+            raise ValueError(f"path: {len(x)} {part}_images but {len(y)} {part}_labels")
+        x = x / 255.0 if scale else x
+        return (x.flatten(1) if flatten else x), torch.as_tensor(y, dtype=torch.long)
 
-    return Split(
-        images("train_images"),
-        images("test_images"),
-        torch.as_tensor(archive["train_labels"], dtype=torch.long),
-        torch.as_tensor(archive["test_labels"], dtype=torch.long),
-    )
+    (train_x, train_y), (test_x, test_y) = split("train"), split("test")
+    return Split(train_x, test_x, train_y, test_y)

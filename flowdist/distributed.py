@@ -297,8 +297,14 @@ def sharded_randomness(
     ctx = ctx or context()
     if ctx.world_size == 1:
         return contextlib.nullcontext()
-    spans = {}
+    spans: dict[int, tuple[int, int]] = {}
     for total in totals:
         start, stop = bounds(total, ctx)
-        spans.setdefault(stop - start, (total, start))
+        if spans.get(stop - start, (total, start)) != (total, start):
+            # a draw of that many rows could not tell which global draw it is a share of
+            raise ValueError(
+                f"totals: {spans[stop - start][0]} and {total} rows give this rank "
+                f"{stop - start} rows each; use totals whose shares differ, or one at a time"
+            )
+        spans[stop - start] = (total, start)
     return _ShardedRandomness(spans)

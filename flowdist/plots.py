@@ -37,7 +37,7 @@ def grid_points(
     returns ``(points, cell_area)`` with ``points`` of shape ``(n, n, 2)``, indexed
     ``[row, column] = [z_2, z_1]`` so that ``points[..., 0]`` increases along columns (the
     layout :func:`density_grid` draws with the origin at the bottom left)."""
-    if n < 1:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if not half_width > 0:
         raise ValueError(f"half_width must be positive, got {half_width!r}")
@@ -107,12 +107,14 @@ def tile_images(images: Tensor, nrow: int, shape: tuple[int, int], pad: int = 1)
     if nrow < 1:
         raise ValueError(f"nrow must be a positive integer, got {nrow!r}")
     h, w = shape
-    if images.numel() == 0 or images.numel() % (h * w) != 0:
+    if images.numel() == 0 or tuple(images.shape[1:]) not in ((h * w,), (h, w)):
         raise ValueError(f"images of shape {tuple(images.shape)} do not hold images of {shape}")
     imgs = images.detach().cpu().reshape(-1, h, w)
     n = imgs.shape[0]
     rows, cols = math.ceil(n / nrow), min(n, nrow)
-    out = imgs.new_full((rows * (h + pad) - pad, cols * (w + pad) - pad), imgs.min().item())
+    finite = imgs[torch.isfinite(imgs)]  # a nan pixel must not turn the padding nan
+    fill = finite.min().item() if finite.numel() else 0.0
+    out = imgs.new_full((rows * (h + pad) - pad, cols * (w + pad) - pad), fill)
     for k in range(n):
         r, c = divmod(k, nrow)
         out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = imgs[k]

@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,14 @@ class Report:
         self._html.append(f"<p>{html.escape(markdown)}</p>")
 
     def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        if any(len(row) != len(header) for row in rows):
+            raise ValueError(f"rows must have {len(header)} cells each, as the header")
         cells = [[_fmt(v) for v in row] for row in rows]
-        md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        md += ["| " + " | ".join(row) + " |" for row in cells]
+
+        def md_row(row: list[str]) -> str:  # a "|" inside a cell would split it
+            return "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+
+        md = [md_row(header), "|" + "---|" * len(header)] + [md_row(row) for row in cells]
         self._md.append("\n".join(md) + "\n")
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join(
@@ -69,6 +75,8 @@ class Report:
 
     def figure(self, fig: Any, name: str, caption: str) -> Path:
         """Save a matplotlib figure as ``figures/{name}.png``, link it and embed it."""
+        if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", name):
+            raise ValueError(f"name must be a plain file name (letters, digits, _.-), got {name!r}")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         data = buf.getvalue()

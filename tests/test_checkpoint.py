@@ -92,3 +92,8 @@ def test_save_refuses_what_load_could_not_read(tmp_path):
     assert load_checkpoint(path).config["sizes"] == (2, 4)
     loaded = load_checkpoint(path).metadata["best"]
     assert loaded.keys() == best.keys() and all(map(torch.equal, loaded.values(), best.values()))
+    mask = os.umask(0o027)
+    try:  # the file's mode follows the umask, as a plain open() would make it
+        assert save_checkpoint(path, "planar", {}, PlanarFlow(2, 4)).stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(mask)

@@ -57,6 +57,18 @@ def test_check_transform_reports_a_wrong_log_det(user_module, capsys):
         (["check-transform", "user_transforms:bad"], "pass --event-shape"),
         (["check-transform", "user_transforms:AffineTransform"], "calling user_transforms"),
         (["demo", "--device", "nonsense"], "--device"),
+        (
+            ["check-transform", "user_transforms:bad", "--event-shape", "3", "--batch", "0"],
+            "--batch must be an integer >= 1, got 0",
+        ),
+        (
+            ["check-transform", "user_transforms:bad", "--event-shape", "-1"],
+            "--event-shape must be an integer >= 1, got -1",
+        ),
+        (
+            ["check-transform", "user_transforms:bad", "--event-shape", "3", "--randomize", "nan"],
+            "--randomize",
+        ),
     ],
 )
 def test_user_mistakes_are_one_line_errors(user_module, capsys, argv, message):

@@ -162,6 +162,10 @@ def test_npz_formats(workdir):
     bits = np.packbits(rng.integers(0, 2, (6, 16), dtype=np.uint8), axis=1)
     np.savez("bin.npz", train_x=bits, valid_x=bits, test_x=bits, n_pixels=16)
     assert zoo.load_data("bin.npz").spec == zoo.DataSpec(str(workdir / "bin.npz"), (4, 4), 2, None)
+    np.savez("bin90.npz", train_x=bits, valid_x=bits, test_x=bits, n_pixels=10)  # not square
+    assert zoo.load_data("bin90.npz").spec == zoo.DataSpec(
+        str(workdir / "bin90.npz"), (10,), 2, None
+    )
 
     np.savez("real.npz", train_x=rng.normal(size=(30, 5)), test_x=rng.normal(size=(8, 5)))
     assert zoo.load_data("real.npz").levels is None
@@ -212,6 +216,17 @@ def mistakes(workdir, capsys):
     np.savez("levels.npz", train_x=rng.integers(0, 4, (40, 6)), test_x=rng.integers(0, 4, (9, 6)))
     np.savez("vector.npz", train_x=rng.normal(size=40), test_x=rng.normal(size=10))
     np.savez("other.npz", weights=np.zeros(3))
+    np.savez("short_y.npz", x=rng.integers(0, 2, (20, 4)), y=np.zeros(10, dtype=int))
+    np.savez("two_levels.npz", x=rng.integers(0, 2, (20, 4)), levels=[2, 2])
+    bits = np.packbits(rng.integers(0, 2, (6, 16), dtype=np.uint8), axis=1)
+    np.savez("floatbits.npz", train_x=bits * 1.0, valid_x=bits, test_x=bits, n_pixels=16)
+    np.savez("npix.npz", train_x=bits, valid_x=bits, test_x=bits, n_pixels=1000)
+    np.savez("floatlabels.npz", train_images=np.zeros((4, 2, 2), np.uint8),
+             train_labels=np.full(4, 1.5), test_images=np.zeros((2, 2, 2), np.uint8),
+             test_labels=np.ones(2, int))  # fmt: skip
+    np.save("plain.npy", np.zeros(3))
+    Path("adir").mkdir()
+    Path("afile").write_text("")
     train(capsys, "rbm", ["hidden=4", "burn_in=2"], workdir / "rbm.pt")
     train(capsys, "grbm", ["hidden=4", "burn_in=2"], workdir / "grbm.pt", "--data", "real.npz")
     save_checkpoint("planar.pt", "planar", {"dim": 2, "K": 4}, PlanarFlow(2, 4))
@@ -245,6 +260,16 @@ def mistakes(workdir, capsys):
         (["sample", "grbm.pt", "--out", "g.png"], "a PNG grid needs one-channel images"),
         (["sample", "rbm.pt", "--out", "g.txt"], "write a .png or an .npz file"),
         (["train", "rbm", "--device", "nonsense"], "--device"),
+        (["evaluate", "rbm.pt", "--device", "mps"], "--device mps: not available"),
+        (["train", "rbm", "--data", "short_y.npz"], "y of shape (N,), got (20, 4) and (10,)"),
+        (["train", "rbm", "--data", "two_levels.npz"], "must be one integer"),
+        (["train", "rbm", "--data", "floatbits.npz"], "train_x must be a 2-d uint8 array"),
+        (["train", "rbm", "--data", "npix.npz"], "n_pixels = 1000, but train_x packs 16 bits"),
+        (["train", "cvae", "--data", "floatlabels.npz"], "train_labels must be a 1-d integer"),
+        (["train", "rbm", "--data", "plain.npy"], "plain.npy' as an .npz archive"),
+        (["train", "rbm", "--data", "real.npz", "--out", "real.npz"], "is the data file"),
+        (["train", "rbm", "--out", "adir"], "--out adir is a directory"),
+        (["sample", "rbm.pt", "--out", "afile/x.png"], "afile"),  # an OSError, one line
     ],
 )
 def test_user_mistakes_are_one_line_errors(mistakes, capsys, argv, message):

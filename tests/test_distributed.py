@@ -237,6 +237,14 @@ def test_a_rank_draws_its_rows_of_the_one_process_random_numbers():
             assert torch.equal(bernoulli(probs[3:], _seeded(3)), whole[3:])
 
 
+def test_sharded_randomness_refuses_totals_whose_shares_collide():
+    # rank 0 of 2 takes 2 rows of 4 and 2 rows of 5: a 2-row draw would be ambiguous
+    with pytest.raises(ValueError, match="4 and 5 rows give this rank 2 rows each"):
+        distributed.sharded_randomness(4, 5, ctx=distributed.DistributedContext(0, 2))
+    with distributed.sharded_randomness(6, 6, 4, ctx=distributed.DistributedContext(0, 2)):
+        pass  # repeated totals, or different shares, are fine
+
+
 def test_train_cd_needs_equal_shares(monkeypatch):
     monkeypatch.setattr("flowdist.ebm.train.context", lambda: distributed.DistributedContext(0, 2))
     rbm = BernoulliRBM(12, 4)

@@ -159,15 +159,28 @@ def _load_npz(path: Path) -> DataSet:
     if {"train_x", "valid_x", "test_x", "n_pixels"} <= arrays.keys():
         split = load_binarized_mnist(path)  # packed bits
         side = math.isqrt(split.train_x.shape[1])
-        shape = (side, side) if side * side == split.train_x.shape[1] else (-1,)
+        shape = (
+            (side, side)
+            if side * side == split.train_x.shape[1]
+            else tuple(split.train_x.shape[1:])
+        )
         xs = (split.train_x.reshape(-1, *shape).numpy(), split.test_x.reshape(-1, *shape).numpy())
         return _make(where, xs, (None, None), levels=2)
-    levels = int(arrays["levels"]) if "levels" in arrays else None
+    levels = None
+    if "levels" in arrays:
+        if arrays["levels"].ndim or not np.issubdtype(arrays["levels"].dtype, np.integer):
+            raise ValueError(f"data: levels in {where!r} must be one integer")
+        levels = int(arrays["levels"])
     if {"train_x", "test_x"} <= arrays.keys():
         xs = (arrays["train_x"], arrays["test_x"])
         return _make(where, xs, (arrays.get("train_y"), arrays.get("test_y")), levels)
     if "x" in arrays:
         x, y = arrays["x"], arrays.get("y")
+        if x.ndim < 2 or (y is not None and (y.ndim != 1 or len(y) != len(x))):
+            raise ValueError(
+                f"data: {where!r} must hold x of shape (N, ...) and y of shape (N,), got "
+                f"{x.shape} and {None if y is None else y.shape}"
+            )
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).numpy()
         cut = max(1, round(TEST_FRACTION * len(x)))
         test, tr = order[:cut], order[cut:]

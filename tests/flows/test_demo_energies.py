@@ -184,3 +184,21 @@ def test_tile_images_layout():
     assert image_grid(images, 2, (2, 2)).axes
     with pytest.raises(ValueError, match="images of shape"):
         tile_images(torch.ones(3, 5), nrow=2, shape=(2, 2))
+    with pytest.raises(ValueError, match=r"images of shape \(3, 64\)"):  # 12 images of 16
+        tile_images(torch.ones(3, 64), nrow=2, shape=(4, 4))
+    images[0, 0] = float("nan")
+    assert tile_images(images, nrow=2, shape=(2, 2), pad=1)[6, 3] == 1  # padding stays finite
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        grid_points(1.0, 2.5)
+
+
+def test_report_tables_and_figure_names(tmp_path):
+    report = Report(tmp_path)
+    report.table(["model", "note"], [["a|b", 1.5]])
+    with pytest.raises(ValueError, match="2 cells each"):
+        report.table(["model", "note"], [["a"]])
+    for bad in ("sub/x", "../escape", ".hidden"):
+        with pytest.raises(ValueError, match="plain file name"):
+            report.figure(None, bad, "caption")
+    report.write()
+    assert "| a\\|b | 1.5 |" in (tmp_path / "report.md").read_text()
