@@ -34,6 +34,8 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, Transform
 
+from flowdist.transforms.base import Bijector, InverseBijector
+
 __all__ = [
     "batch_shapes",
     "check_broadcasting",
@@ -88,9 +90,16 @@ def _event_dim(t: Transform) -> int:
 
 
 def _forward(t: Transform, x: Tensor) -> tuple[Tensor, Tensor]:
-    """``t(x)`` and the log-det summed to batch shape (event of ``max(event_dim, 1)`` dims)."""
-    y = t(x)
-    ladj = t.log_abs_det_jacobian(x, y)
+    """``t(x)`` and the log-det summed to batch shape (event of ``max(event_dim, 1)`` dims).
+
+    A flowdist bijector or inverse runs its own pass (``call_and_ladj``): the inverse of a
+    stateless bijector would otherwise answer ``log_abs_det_jacobian`` by negating the
+    forward's formula, and its own log-det code would go unchecked."""
+    if isinstance(t, (Bijector, InverseBijector)):
+        y, ladj = t.call_and_ladj(x)
+    else:
+        y = t(x)
+        ladj = t.log_abs_det_jacobian(x, y)
     e = _event_dim(t)
     batch_dims = x.dim() - max(e, 1)
     return y, ladj.reshape(*ladj.shape[:batch_dims], -1).sum(-1) if e == 0 else ladj
@@ -167,12 +176,7 @@ def check_inverse_log_det(
     atol, rtol = _tols(x, atol, rtol)
     with torch.no_grad():
         y = t(x).clone()
-        inv = t.inv
-        x2 = inv(y)
-        ladj_inv = inv.log_abs_det_jacobian(y, x2)
-        if _event_dim(t) == 0:
-            e = max(_event_dim(t), 1)
-            ladj_inv = ladj_inv.reshape(*ladj_inv.shape[: y.dim() - e], -1).sum(-1)
+        x2, ladj_inv = _forward(t.inv, y)
         _, ladj = _forward(t, x2.clone())
         _close("inverse log-det + forward log-det", ladj_inv, -ladj, atol * 10, rtol)
 

@@ -39,6 +39,22 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["f.pt"]  # no temporary file left
 
 
+def test_the_checksum_covers_metadata_keys_and_values(tmp_path):
+    path = save_checkpoint(
+        tmp_path / "f.pt", "planar", {"a": 1, "b": 2}, PlanarFlow(2, 4), {"loss": [1.5, 2.5]}
+    )
+    edits = (
+        lambda p: p["metadata"]["loss"].__setitem__(0, 1.25),  # a metadata value
+        lambda p: p.__setitem__("config", {"b": 1, "a": 2}),  # the config's keys swapped
+    )
+    for edit in edits:
+        payload = torch.load(path, weights_only=True)
+        edit(payload)  # as bit rot would, the stored checksum kept
+        torch.save(payload, tmp_path / "edited.pt")
+        with pytest.raises(CheckpointError, match="do not match their checksum"):
+            load_checkpoint(tmp_path / "edited.pt")
+
+
 def test_bad_files_give_clear_errors(tmp_path):
     path = save_checkpoint(tmp_path / "f.pt", "planar", {"dim": 2, "K": 4}, PlanarFlow(2, 4))
     with pytest.raises(CheckpointError, match="no such file"):

@@ -209,7 +209,8 @@ def fit(
             epoch (atomically, by :func:`flowdist.checkpoint.save_checkpoint`), and training
             resumes from it when it exists; a damaged file, or one of another model, raises
             :class:`~flowdist.checkpoint.CheckpointError`.
-        seed: seeds the minibatch order and ``pyro.set_rng_seed``.
+        seed: seeds the minibatch order and ``pyro.set_rng_seed``, with ``seed + epoch`` at
+            the start of every epoch (so a run resumed from ``checkpoint`` is the whole run).
         progress: show a ``tqdm`` progress bar.
 
     Runs unchanged under ``torchrun`` (see the module docstring).
@@ -240,8 +241,6 @@ def fit(
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     result, best_state = _resume(checkpoint, module, optimizer, ctx)
     start_epoch = len(result.history)
-    pyro.set_rng_seed(seed + start_epoch)
-    generator = torch.Generator().manual_seed(seed + start_epoch)
     epochs_iter: Any = range(start_epoch, epochs)
     if progress and ctx.is_main:
         from tqdm.auto import tqdm
@@ -251,6 +250,9 @@ def fit(
         if result.stopped_early:
             break
         t0 = time.perf_counter()
+        # an epoch's randomness depends on (seed, epoch) alone: a resumed run is the whole run
+        pyro.set_rng_seed(seed + epoch)
+        generator = torch.Generator().manual_seed(seed + epoch)
         module.train()
         total = 0.0
         for idx in torch.randperm(n, generator=generator).split(batch_size):

@@ -16,7 +16,13 @@ from ebm_helpers import DEVICES, all_states, brute_joint_log_f, randomize, small
 
 from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM
 from flowdist.mcmc import PersistentChains, run_chain
-from flowdist.mcmc.gibbs import _BITS, _threshold, bernoulli
+from flowdist.mcmc.gibbs import (
+    _BITS,
+    _threshold,
+    alternating_gibbs_sweep,
+    bernoulli,
+    site_gibbs_sweep,
+)
 
 N = 6000
 
@@ -185,3 +191,44 @@ def test_bernoulli_into_a_view_and_its_bad_arguments():
         bernoulli(torch.full((3, 5), 0.5), g, out=torch.empty(3, 6))
     with pytest.raises(TypeError, match="probs must be a floating-point"):
         bernoulli(torch.ones(3, dtype=torch.int64), g)
+
+
+def test_alternating_sweep_draws_the_odd_layers_then_the_even_ones():
+    calls = []
+
+    def record(index, layers):
+        calls.append((index, [float(t) for t in layers]))
+        return layers[index] + 10
+
+    out = alternating_gibbs_sweep([torch.tensor(float(i)) for i in range(4)], record)
+    assert [index for index, _ in calls] == [1, 3, 0, 2]
+    assert calls[2][1] == [0.0, 11.0, 2.0, 13.0]  # the even layers see the new odd ones
+    assert [float(t) for t in out] == [10.0, 11.0, 12.0, 13.0]
+
+
+def test_site_sweep_redraws_the_units_in_order():
+    # one sweep from y = (1, 0): y1' ~ p(y1 | y2 = 0), then y2' ~ p(y2 | y1'); the reverse scan
+    # (y2 first, given y1 = 1) has another one-step law, though the same stationary one
+    coupling = torch.tensor([[0.0, 3.0], [3.0, 0.0]], dtype=torch.float64)
+    bias = torch.tensor([-1.0, -1.5], dtype=torch.float64)
+    n = 40000
+    start = torch.tensor([1.0, 0.0], dtype=torch.float64).expand(n, 2)
+    y = site_gibbs_sweep(start, coupling, bias, torch.Generator().manual_seed(0))
+
+    def p1(s, other):  # p(y_s = 1 | the other unit)
+        return torch.sigmoid(coupling[s, 1 - s] * other + bias[s]).item()
+
+    def law(first, first_given):
+        out = {}
+        for a in (0, 1):
+            pa = p1(first, first_given) if a else 1 - p1(first, first_given)
+            for b in (0, 1):
+                pb = p1(1 - first, a) if b else 1 - p1(1 - first, a)
+                out[(a, b) if first == 0 else (b, a)] = pa * pb
+        return out
+
+    in_order, reverse = law(0, 0.0), law(1, 1.0)
+    assert max(abs(in_order[s] - reverse[s]) for s in in_order) > 0.1
+    for (a, b), p in in_order.items():
+        freq = ((y[:, 0] == a) & (y[:, 1] == b)).double().mean().item()
+        assert abs(freq - p) < 5 * (p * (1 - p) / n) ** 0.5 + 1e-9, (a, b)

@@ -178,3 +178,8 @@ def test_fit_density_stops_after_patience_and_restores_the_best_epoch(monkeypatc
     assert not torch.equal(states[1]["transforms.0.w"], states[3]["transforms.0.w"])
     with pytest.raises(ValueError, match="patience: early stopping needs valid data"):
         train_module.fit_density(flow, data, patience=2)
+
+
+def test_vector_flows_have_k_steps():
+    assert len(RadialFlow(3, 5).transforms) == 5
+    assert len(PlanarFlow(3, 5).transforms[0].u) == 5  # one fused stack of K planar steps

@@ -120,3 +120,16 @@ def test_conditional_transform_bad_context():
     cond = ConditionalTransform(RadialTransform, dim=2, context_dim=3)
     with pytest.raises(ValueError, match="context must have shape"):
         cond(torch.randn(4, 2))
+
+
+def test_radial_constraints_in_closed_form():
+    # alpha = softplus(a) > 0, beta = softplus(b) - alpha > -alpha (-> -alpha as b -> -inf)
+    t = RadialTransform(2)
+    with torch.no_grad():
+        t.alpha_raw.fill_(0.3)
+        for b in (-30.0, 0.0, 2.0):
+            t.beta_raw.fill_(b)
+            alpha, beta = t.alpha_beta()
+            a = math.log1p(math.exp(0.3))
+            assert alpha.item() == pytest.approx(a)
+            assert beta.item() == pytest.approx(math.log1p(math.exp(b)) - a, abs=1e-6)

@@ -27,6 +27,10 @@ def test_logit_values():
     z, ladj = t.call_and_ladj(torch.tensor([[0.5], [0.0]]))
     torch.testing.assert_close(z, torch.tensor([[0.0], [math.log(0.1 / 0.9)]]))
     torch.testing.assert_close(ladj[0], torch.tensor(math.log(0.8 / 0.25)))
+    # the domain is where the logit is finite: [-a/(1-2a), 1 + a/(1-2a)], 0.125 off [0, 1]
+    edges = torch.tensor([[-0.125], [1.125]], dtype=torch.float64)
+    assert t.domain.check(edges).all() and not t.domain.check(edges * 1.01).any()
+    assert t.call_and_ladj(edges, validate=False)[0].abs().isinf().all()
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.05, 0.2])

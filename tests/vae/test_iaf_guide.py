@@ -31,6 +31,17 @@ def test_iaf_steps_are_exact_bijectors_reading_the_features():
     assert torch.allclose(q.log_prob(z.detach().clone()), log_q, atol=1e-8)
 
 
+def test_iaf_guide_samples_in_one_pass_per_step_with_alternating_orders():
+    vae = VAE(6, 3, hidden=(16,), flow_steps=3, flow="iaf")
+    mades = [step.transform.made for step in vae.encoder.steps]
+    assert [m.order.tolist() for m in mades] == [[1, 2, 3], [3, 2, 1], [1, 2, 3]]
+    calls = []
+    for made in mades:
+        made.register_forward_hook(lambda *args: calls.append(1))
+    vae.encode((torch.rand(5, 6) < 0.5).float()).rsample_and_log_prob()
+    assert len(calls) == 3  # the IAF direction: one MADE pass per step (a MAF would need 3 each)
+
+
 def test_bad_flow_argument_is_named():
     with pytest.raises(TypeError, match="flow must be 'iaf' or a Bijector class"):
         VAE(6, 3, flow_steps=1, flow="maf")

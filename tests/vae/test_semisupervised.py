@@ -51,6 +51,21 @@ def test_enumerated_loss_matches_explicit_sum_over_labels(prototypes):
     assert abs(explicit) > 10
 
 
+def test_training_loss_adds_the_weighted_classifier_term(prototypes):
+    # the same draws with aux_weight 1 and 3.5: the difference is 2.5 CE(q(y|x), y) N / B
+    m2 = SemiSupervisedVAE(12, 3, 2, hidden=(16,), name="aux")
+    x, y = prototypes(6)
+    y = y.clone()
+    y[4:] = -1  # two unlabelled rows: their enumerated term is the same in both losses
+    losses = {}
+    for a in (1.0, 3.5):
+        m2.aux_weight = a
+        pyro.set_rng_seed(0)
+        losses[a] = m2.training_loss(enum_elbo(), x, y, num_data=60).item()
+    ce = torch.nn.functional.cross_entropy(m2.class_logits(x[:4]), y[:4], reduction="sum")
+    assert losses[3.5] - losses[1.0] == pytest.approx(2.5 * ce.item() * 60 / 6, rel=1e-5)
+
+
 def test_m2_learns_to_classify_from_few_labels(prototypes):
     x, y = prototypes(150)
     y_partial = torch.full_like(y, -1)

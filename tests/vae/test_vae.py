@@ -14,7 +14,11 @@ from torch.distributions import kl_divergence
 
 from flowdist.vae import VAE, GaussianLikelihood, evaluate
 from flowdist.vae.evaluate import IWAE_ELBO, importance_log_likelihood, log_weights
-from flowdist.vae.likelihoods import BernoulliLikelihood, ContinuousBernoulliLikelihood
+from flowdist.vae.likelihoods import (
+    BernoulliLikelihood,
+    ContinuousBernoulliLikelihood,
+    logits_of_probs,
+)
 
 
 def binary(n, d, seed=0):
@@ -334,6 +338,17 @@ def test_likelihood_draws_have_the_law_of_the_distribution(likelihood):
     centred = (x - law.mean) ** 2
     se_var = centred.std(0) / n**0.5
     assert bool(((centred.mean(0) - law.variance).abs() < 6 * se_var).all())
+
+
+def test_likelihood_supports_and_logits_at_the_boundary():
+    lik = ContinuousBernoulliLikelihood(3)
+    lik.check(torch.tensor([[0.0, 0.5, 1.0]]))  # both ends of [0, 1] belong to it
+    above = torch.nextafter(torch.tensor(1.0), torch.tensor(2.0))
+    with pytest.raises(ValueError):
+        lik.check(torch.stack([torch.tensor(0.0), torch.tensor(0.5), above])[None])
+    eps = torch.finfo(torch.float32).eps ** 0.5
+    logits = logits_of_probs(torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(logits, torch.logit(torch.tensor([eps, 1 - eps])))
 
 
 def test_log_weights_and_iwae_honour_poutine_mask():
