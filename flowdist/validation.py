@@ -16,7 +16,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_count", "check_float_dtype", "check_generator", "check_number", "squares_finite"]
+__all__ = [
+    "check_count",
+    "check_float_dtype",
+    "check_generator",
+    "check_number",
+    "check_patience",
+    "squares_finite",
+]
 
 
 def check_count(name: str, value: Any, *, least: int = 0) -> None:
@@ -37,6 +44,15 @@ def check_number(
         bound = "positive" if positive else f">= {least:g}"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def check_patience(patience: Any, valid: Any) -> None:
+    """Raise unless ``patience`` is ``None`` or a count of epochs, with ``valid`` data to watch."""
+    if patience is None:
+        return
+    check_count("patience", patience)
+    if valid is None:
+        raise ValueError("patience: early stopping needs valid data")
 
 
 def check_float_dtype(name: str, dtype: Any) -> None:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from flowdist.distributed import context, shard, wrap
 from flowdist.transforms.base import check_dim
-from flowdist.validation import check_count
+from flowdist.validation import check_patience
 
 __all__ = ["FitResult", "fit_density", "mean_log_prob"]
 
@@ -69,10 +69,7 @@ def fit_density(
     """
     check_dim("epochs", epochs)
     check_dim("batch_size", batch_size)
-    if patience is not None:
-        check_count("patience", patience)
-        if valid is None:
-            raise ValueError("patience: early stopping needs valid data")
+    check_patience(patience, valid)
     if len(train) < batch_size:
         raise ValueError(f"train: {len(train)} examples, fewer than batch_size={batch_size}")
     ctx = context()

@@ -142,7 +142,7 @@ class Bijector(Transform, nn.Module):
 
     def __init__(self, cache_size: int = 1) -> None:
         Transform.__init__(self, cache_size=cache_size)  # also runs nn.Module.__init__
-        # (x, y, log|det J|, computed forward?, key, computed with a graph?)
+        # (x, y, log|det J|, computed forward?, key, computed with a graph?, versions of x, y)
         self._cache: (
             tuple[Tensor, Tensor, Tensor, bool, tuple[Any, ...], bool, tuple[int, int]] | None
         ) = None

@@ -49,7 +49,7 @@ from flowdist.distributed import (
 )
 from flowdist.transforms.base import check_dim
 from flowdist.vae.evaluate import importance_log_likelihood
-from flowdist.validation import check_count, check_number
+from flowdist.validation import check_count, check_number, check_patience
 
 __all__ = ["FitResult", "fit", "training_step", "validation_elbo"]
 
@@ -227,12 +227,9 @@ def fit(
         raise ValueError(
             f"seed + epochs must be below 2**32 (numpy's seeds), got seed={seed}, epochs={epochs}"
         )
-    if patience is not None:
-        check_count("patience", patience)
+    check_patience(patience, valid)
     if loss is not None and not callable(getattr(loss, "differentiable_loss", None)):
         raise TypeError(f"loss must be a Pyro ELBO or IWAE_ELBO, got {type(loss).__name__}")
-    if patience is not None and valid is None:
-        raise ValueError("patience: early stopping needs valid data")
     ctx = context()
     if valid is not None and len(valid[0]) < ctx.world_size:
         raise ValueError(f"valid: {len(valid[0])} examples, fewer than the {ctx.world_size} ranks")
