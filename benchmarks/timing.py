@@ -66,11 +66,16 @@ def interleave(
     max_other: float = 0.25,
     max_blocks: int | None = None,
     seed: int = 0,
+    settle: float = 0.0,
 ) -> Timings:
     """Time each function ``calls`` times per block, interleaved, until ``blocks`` quiet blocks
     were kept (or ``max_blocks`` were run, default ``4 * blocks``). Each round calls every
     function once, in an order drawn from ``seed``: in a fixed order each competitor would
-    always run after the same one, in the cache and allocator state that one leaves."""
+    always run after the same one, in the cache and allocator state that one leaves.
+
+    ``settle`` seconds of sleep precede every timed call, so that the thread pools of the
+    previous call are idle: OpenBLAS's threads spin for about 0.1 s after a call, and the call
+    timed next would otherwise share the cores with them."""
     order = random.Random(seed)
     for fn in fns.values():
         for _ in range(warmup):
@@ -84,6 +89,7 @@ def interleave(
         busy0, cpu0, wall0 = _busy_seconds(), time.process_time(), time.perf_counter()
         for _ in range(calls):
             for name, fn in order.sample(list(fns.items()), len(fns)):
+                time.sleep(settle)
                 start = time.perf_counter()
                 fn()
                 block[name].append(time.perf_counter() - start)

@@ -1,6 +1,9 @@
 """The benchmarks' timer: every competitor is called the same number of times, in an order
 shuffled afresh each round and fixed by the seed."""
 
+import itertools
+import time
+
 from benchmarks.timing import interleave
 
 
@@ -20,3 +23,16 @@ def test_rounds_call_everyone_once_in_shuffled_seeded_orders():
     assert {r[0] for r in rounds} != {rounds[0][0]}  # nobody always goes first
     assert all(len(v) == 3 * 4 for v in times.values())
     assert _orders(0)[0] == rounds and _orders(1)[0] != rounds
+
+
+def test_settle_sleeps_before_every_timed_call_and_is_not_timed():
+    stamps: list[tuple[float, float]] = []
+
+    def call() -> None:
+        start = time.perf_counter()
+        stamps.append((start, time.perf_counter()))
+
+    t = interleave({"a": call, "b": call}, blocks=2, calls=1, warmup=0, max_other=1e9, settle=0.02)
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(stamps)]
+    assert len(stamps) == 4 and min(gaps) >= 0.02
+    assert max(max(v) for v in t.times.values()) < 0.02  # the sleep is outside the timing

@@ -7,7 +7,9 @@ float32 data — its fastest — and on float64 data — what it gets from a def
 one epoch each per block, with the floor of a bfloat16 epoch (its matrix products alone,
 :func:`products_call`) timed in the same blocks; blocks during which other processes used
 the CPU are dropped (:func:`benchmarks.timing.interleave`); medians and ratios of medians come
-from the same run.
+from the same run. Every epoch starts after 0.3 s of sleep, with the previous competitor's
+thread pools idle: after a scikit-learn epoch OpenBLAS's threads spin for about 0.1 s, and an
+epoch started at once shared the two cores with them (0.05–0.09 s slower).
 
     python -m benchmarks.ebm.speed ../shared/data/binarized_mnist.npz --threads 2 --blocks 5
 
@@ -125,7 +127,9 @@ def main() -> None:
     calls = {name: epoch_call(args.data, name) for name in COMPETITORS}
     calls[FLOOR] = products_call(args.data)
     with threadpool_limits(args.threads):
-        t = interleave(calls, blocks=args.blocks, calls=1, warmup=1, max_other=args.max_other)
+        t = interleave(
+            calls, blocks=args.blocks, calls=1, warmup=1, max_other=args.max_other, settle=0.3
+        )
         x = load_binarized_mnist(args.data).train_x
         rbm = BernoulliRBM(784, 500, generator=torch.Generator().manual_seed(0))
         train_cd(rbm, x[:10000], epochs=1, lr=0.05, generator=torch.Generator().manual_seed(0))

@@ -144,6 +144,12 @@ class UnnormalizedDistribution(nn.Module, Distribution):
     def after_update(self) -> None:
         """Called by the trainer after each parameter update (projections, clamps)."""
 
+    def _fused_sgd(self, **kwargs: Any) -> Any:
+        """A model's own epochs of :func:`~flowdist.ebm.train.train_cd` (an object with
+        ``epoch(data, order, batch_size, generator, step)``, see
+        :class:`flowdist.ebm.rbm._AugmentedSGD`), or ``None`` for the generic loop."""
+        return None
+
     # -- provided ---------------------------------------------------------------------------
     def _state_key(self) -> tuple:
         # Version counters catch in-place updates; the position-weighted checksum also catches
@@ -195,14 +201,21 @@ class UnnormalizedDistribution(nn.Module, Distribution):
         binary = base is constraints.boolean and x.is_floating_point()
         real = not self.support.is_discrete
 
+        chunks = rows.split(max(1, (1 << 20) // max(1, rows[0].numel())))
+        # one temporary for every chunk: fresh ones cost page faults as large as the check
+        buffer = torch.empty_like(chunks[0]) if binary else None
+
         def ok(chunk: Tensor) -> Tensor:
-            if binary:  # x - x^2 = 0 exactly iff x is 0 or 1 (nan, inf fail); one pass
-                return torch.addcmul(chunk, chunk, chunk, value=-1).abs().amax() == 0
+            if binary:  # x - x^2 = 0 exactly iff x is 0 or 1 (nan, inf fail)
+                lo, hi = torch.aminmax(
+                    torch.addcmul(chunk, chunk, chunk, value=-1, out=buffer[: len(chunk)])
+                )
+                return (lo == 0) & (hi == 0)
             inside = self.support.check(chunk).all()
             return inside & squares_finite(chunk) if real else inside
 
-        chunks = rows.split(max(1, (1 << 20) // max(1, rows[0].numel())))
-        return bool(torch.stack([ok(chunk) for chunk in chunks]).all())
+        with torch.no_grad():
+            return bool(torch.stack([ok(chunk) for chunk in chunks]).all())
 
     @contextmanager
     def _trusted_inputs(self) -> Iterator[None]:

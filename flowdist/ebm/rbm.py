@@ -85,6 +85,23 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         r""":math:`p(v = 1 \mid h) = \sigma(b + W h)`."""
         return torch.sigmoid(h @ self.weight.T + self.visible_bias)
 
+    def augmented(self) -> Tensor:
+        r"""The augmented matrix :math:`A = \begin{pmatrix} W & b \\ c^\top & 0 \end{pmatrix}`,
+        shape ``(num_visible + 1, num_hidden + 1)``, a new tensor at the parameters' precision
+        (see :class:`_AugmentedChains`)."""
+        v, h = self.weight.shape
+        a = self.weight.new_empty((v + 1, h + 1))
+        a[:v, :h], a[:v, h], a[v, :h], a[v, h] = self.weight, self.visible_bias, self.hidden_bias, 0
+        return a
+
+    def load_augmented(self, a: Tensor) -> None:
+        """Copy the blocks of an augmented matrix (:meth:`augmented`) into the parameters."""
+        v, h = self.weight.shape
+        with torch.no_grad():
+            self.weight.copy_(a[:v, :h])
+            self.visible_bias.copy_(a[:v, h])
+            self.hidden_bias.copy_(a[v, :h])
+
     @torch.no_grad()  # an estimate of the gradient, not a function to differentiate
     def contrastive_gradient(
         self,
@@ -102,54 +119,182 @@ class BernoulliRBM(LayeredBoltzmannMachine):
         :math:`m` chain rows,
 
         .. math::
-            \nabla_W = \tfrac1n x^\top P_x - \tfrac1m v_k^\top P_{v_k}
-                = [x;\, v_k]^\top [P_x / n;\, -P_{v_k} / m],
+            \nabla_W = \tfrac1n x^\top P_x - \tfrac1m v_k^\top P_{v_k},
 
-        one product for both terms, and for PCD one product gives :math:`P_x` and
-        :math:`P_{v_k}` together. An update costs :math:`2k + 3` products of the size of a
-        mini-batch — as few as scikit-learn's PCD — computed in ``compute_dtype``. With
-        ``torch.bfloat16`` they run faster on CPUs with AVX-512 BF16 or AMX (not on a GPU at
-        MNIST size, where kernel launches dominate: ``docs/ebm.md``), the parameters and the
-        returned gradient stay at the parameters' precision, and the Bernoulli draws of wide
-        layers take 16 random bits each instead of 32 (:func:`~flowdist.mcmc.gibbs.bernoulli`:
-        a law within :math:`2^{-17}` of the probabilities, whose rounding in a 16-bit
-        ``compute_dtype`` is far larger).
+        and the three gradients are blocks of one product (:class:`_AugmentedChains`); for
+        PCD one product gives :math:`P_x` and :math:`P_{v_k}` together. An update costs
+        :math:`2k + 3` products of the size of a mini-batch — as few as scikit-learn's PCD —
+        computed in ``compute_dtype``. With ``torch.bfloat16`` they run faster on CPUs with
+        AVX-512 BF16 or AMX (not on a GPU at MNIST size, where kernel launches dominate:
+        ``docs/ebm.md``), the parameters and the returned gradient stay at the parameters'
+        precision, and the Bernoulli draws of wide layers take 16 random bits each instead of
+        32 (:func:`~flowdist.mcmc.gibbs.bernoulli`: a law within :math:`2^{-17}` of the
+        probabilities, whose rounding in a 16-bit ``compute_dtype`` is far larger). The
+        gradients are views of one tensor.
         """
         check_count("k", k, least=1)
-        w = self.weight
-        cd = self.compute_dtype or w.dtype
-        wc, bc, cc = w.to(cd), self.visible_bias.to(cd), self.hidden_bias.to(cd)
-        bits = self.bernoulli_bits
-
-        def probs(bias: Tensor, rows: Tensor, weight: Tensor) -> Tensor:
-            return torch.addmm(bias, rows, weight).to(w.dtype).sigmoid_()  # a new tensor
-
         n = x.shape[0]
-        m = n if state is None else state[1].shape[0]
-        # [x; v_k] in one buffer: the chain's visible units are drawn into its lower rows
-        rows = torch.empty((n + m, x.shape[1]), dtype=cd, device=x.device)
-        xc, v = rows[:n], rows[n:]
-        xc.copy_(x)
-        if state is None:
-            p_x = probs(cc, xc, wc)
-            h = bernoulli(p_x, generator, cd, bits=bits)
-        else:
-            h = state[1].to(cd)
+        chains = _AugmentedChains(self, n, n if state is None else state[1].shape[0], x.device)
+        if state is not None:
+            chains.hidden[:, :-1] = state[1]
+        grad = chains.gradient(self.augmented(), x, k, generator, persistent=state is not None)
+        grad = grad.to(self.weight.dtype).div_(n)
+        v, h = self.weight.shape
+        visible, hidden = chains.state
+        state = visible.to(x.dtype).contiguous(), hidden.to(x.dtype).contiguous()
+        return [grad[:v, :h], grad[:v, h], grad[v, :h]], state
+
+    def _fused_sgd(self, **kwargs: Any) -> _AugmentedSGD | None:
+        # subclasses with other conditionals or projections take the generic update
+        plain = type(self).contrastive_gradient is BernoulliRBM.contrastive_gradient
+        if plain and type(self).after_update is UnnormalizedDistribution.after_update:
+            return _AugmentedSGD(self, **kwargs)
+        return None
+
+
+class _AugmentedChains:
+    r"""CD-``k`` / PCD-``k`` of a :class:`BernoulliRBM` on its augmented matrix
+
+    .. math::
+        A = \begin{pmatrix} W & b \\ c^\top & 0 \end{pmatrix}
+        \in \mathbb R^{(V + 1) \times (H + 1)}:
+
+    a unit fixed at 1 appended to a layer adds the other layer's bias in the product,
+    :math:`[v, 1]\, A_{:, :H} = W^\top v + c` and :math:`[h, 1]\, A_{:V}^\top = W h + b`
+    (the corner is never read), and with :math:`r = n / m`
+
+    .. math::
+        n\, \nabla_A = \begin{pmatrix} x & 1 \\ v_k & 1 \end{pmatrix}^{\!\top}
+            \begin{pmatrix} P_x & 1 \\ -r P_{v_k} & -r \end{pmatrix}
+
+    is one product: its last column is :math:`n \nabla_b`, its last row :math:`n \nabla_c`.
+    So an update is :math:`2k + 3` products and one cast of :math:`A` to ``compute_dtype``,
+    with no separate bias terms. Scaling by :math:`n` instead of dividing keeps the column of
+    ones exact in a 16-bit ``compute_dtype`` when :math:`n = m`.
+
+    ``n`` data rows and ``m`` chains; :attr:`hidden` holds the chains' :math:`[h, 1]`.
+    """
+
+    def __init__(self, rbm: BernoulliRBM, n: int, m: int, device: torch.device) -> None:
+        v, h = rbm.weight.shape
+        self.dtype = rbm.weight.dtype
+        self.bits = rbm.bernoulli_bits
+        cd = rbm.compute_dtype or self.dtype
+        self.n = n
+        self.matrix = torch.empty((v + 1, h + 1), dtype=cd, device=device)
+        self.rows = torch.empty((n + m, v + 1), dtype=cd, device=device)  # [x, 1; v_k, 1]
+        self.hidden = torch.empty((m, h + 1), dtype=cd, device=device)  # [h, 1]
+        self.cols = torch.empty((n + m, h + 1), dtype=cd, device=device)  # [P_x, 1; -rP, -r]
+        self.scale = torch.ones((n + m, 1), dtype=self.dtype, device=device)
+        self.scale[n:] = -n / m
+        self.rows[:, v] = 1
+        self.hidden[:, h] = 1
+        self.cols[:, h:] = self.scale
+
+    @property
+    def state(self) -> tuple[Tensor, Tensor]:
+        """Views of the chains' visible and hidden units."""
+        return self.rows[self.n :, :-1], self.hidden[:, :-1]
+
+    def gradient(
+        self,
+        a: Tensor,
+        x: Tensor,
+        k: int,
+        generator: torch.Generator | None,
+        persistent: bool,
+    ) -> Tensor:
+        r""":math:`n \nabla_A` in ``compute_dtype`` after ``k`` steps of the chains, started
+        from :attr:`hidden` (``persistent``) or from :math:`h \sim p(h \mid x)`; leaves
+        :math:`v_k` and a new :math:`h \sim p(h \mid v_k)` in :attr:`state`."""
+        n, bits = self.n, self.bits
+        self.matrix.copy_(a)
+        to_hidden, to_visible = self.matrix[:, :-1], self.matrix[:-1].T
+        rows, cols = self.rows, self.cols
+        v, h = self.state
+        rows[:n, :-1] = x
+
+        def probs(units: Tensor, weight: Tensor) -> Tensor:
+            return torch.mm(units, weight).to(self.dtype).sigmoid_()  # a new tensor
+
+        if not persistent:
+            p_x = probs(rows[:n], to_hidden)
+            bernoulli(p_x, generator, out=h, bits=bits)
         for step in range(k):
-            bernoulli(probs(bc, h, wc.T), generator, out=v, bits=bits)
+            bernoulli(probs(self.hidden, to_visible), generator, out=v, bits=bits)
             if step < k - 1:
-                h = bernoulli(probs(cc, v, wc), generator, cd, bits=bits)
-        if state is None:
-            p_v = probs(cc, v, wc)
+                bernoulli(probs(rows[n:], to_hidden), generator, out=h, bits=bits)
+        if persistent:
+            p_v = probs(rows, to_hidden)
+            torch.mul(p_v, self.scale, out=cols[:, :-1])
+            p_v = p_v[n:]
         else:
-            p_both = probs(cc, rows, wc)
-            p_x, p_v = p_both[:n], p_both[n:]
-        cols = torch.empty((n + m, w.shape[1]), dtype=cd, device=x.device)
-        torch.div(p_x, n, out=cols[:n])
-        torch.div(p_v, -m, out=cols[n:])
-        v = v.to(x.dtype)
-        grads = [(rows.T @ cols).to(w.dtype), x.mean(0) - v.mean(0), p_x.mean(0) - p_v.mean(0)]
-        return grads, (v, bernoulli(p_v, generator, bits=bits))
+            p_v = probs(rows[n:], to_hidden)
+            cols[:n, :-1] = p_x
+            torch.mul(p_v, self.scale[n:], out=cols[n:, :-1])
+        grad = rows.T @ cols
+        bernoulli(p_v, generator, out=h, bits=bits)
+        return grad
+
+
+class _AugmentedSGD:
+    r""":func:`~flowdist.ebm.train.train_cd`'s epochs for a :class:`BernoulliRBM`: the update
+    rule applied to the augmented matrix :math:`A` (:class:`_AugmentedChains`), one update of
+    every parameter per mini-batch. :math:`A` is gathered from the parameters when an epoch
+    starts and written back when it ends (or is interrupted), so callbacks see and may change
+    the parameters; the velocity and the persistent chains live as long as this object.
+    ``start(num_chains, generator)`` makes the persistent chains' first state (``None``: CD);
+    ``momentum`` says whether the rule keeps a velocity.
+    """
+
+    def __init__(
+        self,
+        rbm: BernoulliRBM,
+        k: int,
+        num_chains: int,
+        start: Callable[..., Any] | None,
+        momentum: bool,
+    ) -> None:
+        self.rbm, self.k, self.num_chains, self.start = rbm, k, num_chains, start
+        self.momentum = momentum
+        self.chains: dict[int, _AugmentedChains] = {}  # by mini-batch size
+        self.hidden: Tensor | None = None  # the persistent chains' [h, 1]
+        self.velocity: Tensor | None = None
+
+    def epoch(
+        self,
+        data: Tensor,
+        order: Tensor,
+        batch_size: int,
+        generator: torch.Generator | None,
+        step: Callable[..., None],
+    ) -> tuple[Tensor, Tensor]:
+        r"""One pass over ``data`` in ``order``. ``step(param, velocity, grad, grad_scale,
+        decayed)`` is the update rule, here with ``grad`` :math:`= n \nabla_A`, ``grad_scale``
+        :math:`= 1/n` and ``decayed`` the block of :math:`W`. Returns the chains' state."""
+        rbm, persistent = self.rbm, self.start is not None
+        v, h = rbm.weight.shape
+        a = rbm.augmented()
+        if self.velocity is None and self.momentum:
+            self.velocity = torch.zeros_like(a)
+        try:
+            for i in range(0, len(data), batch_size):
+                x = data.index_select(0, order[i : i + batch_size])
+                n = len(x)
+                chains = self.chains.get(n)
+                if chains is None:
+                    m = self.num_chains if persistent else n
+                    chains = self.chains[n] = _AugmentedChains(rbm, n, m, data.device)
+                    if persistent and self.hidden is None:
+                        chains.hidden[:, :-1] = self.start(m, generator)[1]
+                        self.hidden = chains.hidden
+                    elif persistent:  # one set of chains for every mini-batch size
+                        chains.hidden = self.hidden
+                grad = chains.gradient(a, x, self.k, generator, persistent)
+                step(a, self.velocity, grad, 1 / n, (slice(v), slice(h)))
+        finally:
+            rbm.load_augmented(a)
+        return chains.state
 
 
 class GaussianRBM(UnnormalizedDistribution):

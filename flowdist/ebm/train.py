@@ -33,6 +33,7 @@ and the parameters stay identical on every rank.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,38 @@ def _gradient(
     return all_reduce_mean(grads, ctx=ctx), state
 
 
+def _sgd_step(
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    param: Tensor,
+    velocity: Tensor | None,
+    grad: Tensor,
+    grad_scale: float,
+    decayed: Any,
+) -> None:
+    r"""In place, :math:`u \leftarrow \mu u + \eta (s g - \lambda \theta_D)`,
+    :math:`\theta \leftarrow \theta + u` (without a velocity :math:`\theta \leftarrow \theta
+    + \eta (s g - \lambda \theta_D)`), where :math:`s` = ``grad_scale`` and :math:`\theta_D`
+    = ``param[decayed]`` are the entries under weight decay (``None``: none)."""
+    decay = lr * weight_decay
+    decayed = decayed if decay else None
+    if velocity is None:
+        if decayed is not None:
+            param[decayed].mul_(1 - decay)
+        param.add_(grad, alpha=lr * grad_scale)
+        return
+    if momentum:
+        velocity.mul_(momentum).add_(grad, alpha=lr * grad_scale)
+    elif grad.dtype == velocity.dtype:
+        torch.mul(grad, lr * grad_scale, out=velocity)  # one pass instead of two
+    else:
+        velocity.copy_(grad).mul_(lr * grad_scale)
+    if decayed is not None:
+        velocity[decayed].sub_(param[decayed], alpha=decay)
+    param.add_(velocity)
+
+
 def train_cd(
     model: UnnormalizedDistribution,
     data: Tensor,
@@ -198,9 +231,13 @@ def train_cd(
     _check_world(sizes | ({"num_chains": num_chains} if persistent else {}), ctx)
     broadcast(*model.state_dict().values(), ctx=ctx)
     params = list(model.parameters())
-    # no velocity to keep when the momentum is a constant 0: one pass per update, not two
-    velocity = [torch.zeros_like(p) if callable(momentum) or momentum else None for p in params]
-    chains = PersistentChains(_from_random_rows(model, data)) if persistent else None
+    keeps_velocity = bool(callable(momentum) or momentum)  # a constant 0 needs none
+    start = _from_random_rows(model, data) if persistent else None
+    fused = None  # the model's own epochs, if it has them (one process, nothing frozen)
+    if ctx.world_size == 1 and all(p.requires_grad for p in params):
+        fused = model._fused_sgd(k=k, num_chains=num_chains, start=start, momentum=keeps_velocity)
+    velocity = [torch.zeros_like(p) if keeps_velocity and not fused else None for p in params]
+    chains = PersistentChains(start) if persistent else None
     history = TrainingHistory()
     n = data.shape[0]
     epoch_iter = range(epochs)
@@ -211,31 +248,26 @@ def train_cd(
             epoch_iter, desc=f"{type(model).__name__} {'PCD' if persistent else 'CD'}-{k}"
         )
     for epoch in epoch_iter:
-        start = time.perf_counter()
+        start_time = time.perf_counter()
         eta, mu = _at(lr, epoch, "lr"), _at(momentum, epoch, "momentum")
+
+        step = functools.partial(_sgd_step, eta, mu, weight_decay)
         at = generator_device(generator)  # randperm needs a CUDA generator's device
         order = torch.randperm(n, generator=generator, device=at).to(data.device)
         broadcast(order, ctx=ctx)  # rank 0's order, even if the ranks' generators differ
         with torch.no_grad(), model._trusted_inputs():  # data checked above
-            for i in range(0, n, batch_size):
-                batch = data.index_select(0, order[i : i + batch_size])
-                grads, state = _gradient(model, batch, k, chains, num_chains, generator, ctx)
-                for p, u, grad in zip(params, velocity, grads, strict=True):
-                    if not p.requires_grad:  # frozen, as an optimizer leaves it
-                        continue
-                    if weight_decay and p.dim() >= 2:
-                        grad = grad - weight_decay * p
-                    if u is None:
-                        p.add_(grad, alpha=eta)
-                        continue
-                    if mu:
-                        u.mul_(mu).add_(grad, alpha=eta)
-                    else:  # one pass instead of two
-                        torch.mul(grad, eta, out=u)
-                    p.add_(u)
-                model.after_update()
+            if fused is not None:
+                state = fused.epoch(data, order, batch_size, generator, step)
+            else:
+                for i in range(0, n, batch_size):
+                    batch = data.index_select(0, order[i : i + batch_size])
+                    grads, state = _gradient(model, batch, k, chains, num_chains, generator, ctx)
+                    for p, u, grad in zip(params, velocity, grads, strict=True):
+                        if p.requires_grad:  # frozen ones stay, as an optimizer leaves them
+                            step(p, u, grad, 1.0, ... if p.dim() >= 2 else None)  # decay W
+                    model.after_update()
         _check_finite(model, state, epoch, eta)
-        history.seconds.append(time.perf_counter() - start)
+        history.seconds.append(time.perf_counter() - start_time)
         if callback is not None:
             value = callback(epoch)
             if value is not None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch.distributions import AffineTransform, Independent, Normal
 
@@ -54,7 +55,20 @@ def test_properties(name, seed, dtype, batch, dim, scale):
     g = torch.Generator().manual_seed(seed)
     t = randomize(FACTORIES[name](dim, g), generator=g, scale=scale).to(dtype)
     x = torch.randn(*batch, dim, generator=g, dtype=torch.float64).to(dtype)
+    # f^-1(f(x)) can be no closer to x than cond(J) times the rounding of f(x): a random
+    # float32 planar stack can be nearly singular (cond 28,129 at seed 12844, scale 2, where
+    # even the exact inverse of the rounded f(x) misses x by 4e-4), which says nothing of the
+    # code; about 4% of stacks exceed 1e3, where float32 round-off reaches the tolerance
+    assume(dtype == torch.float64 or _condition_number(t, x) < 1e3)
     check_transform(t, x)
+
+
+def _condition_number(t, x: torch.Tensor) -> float:
+    """The largest condition number of the Jacobian of ``t`` at the rows of ``x``, in float64."""
+    t64 = copy.deepcopy(t).double()
+    rows = x.double().reshape(-1, x.shape[-1])
+    jac = torch.stack([torch.autograd.functional.jacobian(t64, row) for row in rows])
+    return torch.linalg.cond(jac).max().item()
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
