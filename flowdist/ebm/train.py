@@ -236,8 +236,8 @@ def train_cd(
     fused = None  # the model's own epochs, if it has them (one process, nothing frozen)
     if ctx.world_size == 1 and all(p.requires_grad for p in params):
         fused = model._fused_sgd(k=k, num_chains=num_chains, start=start, momentum=keeps_velocity)
-    velocity = [torch.zeros_like(p) if keeps_velocity and not fused else None for p in params]
-    chains = PersistentChains(start) if persistent else None
+    velocity = [torch.zeros_like(p) if keeps_velocity and fused is None else None for p in params]
+    chains = PersistentChains(start) if persistent and fused is None else None
     history = TrainingHistory()
     n = data.shape[0]
     epoch_iter = range(epochs)
