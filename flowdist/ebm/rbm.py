@@ -168,9 +168,10 @@ class _AugmentedChains:
             \begin{pmatrix} P_x & 1 \\ -r P_{v_k} & -r \end{pmatrix}
 
     is one product: its last column is :math:`n \nabla_b`, its last row :math:`n \nabla_c`.
-    So an update is :math:`2k + 3` products and one cast of :math:`A` to ``compute_dtype``,
-    with no separate bias terms. Scaling by :math:`n` instead of dividing keeps the column of
-    ones exact in a 16-bit ``compute_dtype`` when :math:`n = m`.
+    So an update is :math:`2k + 3` products and, when ``compute_dtype`` differs from the
+    parameters' dtype, one cast of :math:`A` to it, with no separate bias terms. Scaling by
+    :math:`n` instead of dividing keeps the column of ones exact in a 16-bit
+    ``compute_dtype`` when :math:`n = m`.
 
     ``n`` data rows and ``m`` chains; :attr:`hidden` holds the chains' :math:`[h, 1]`.
     """
@@ -181,7 +182,10 @@ class _AugmentedChains:
         self.bits = rbm.bernoulli_bits
         cd = rbm.compute_dtype or self.dtype
         self.n = n
-        self.matrix = torch.empty((v + 1, h + 1), dtype=cd, device=device)
+        # A cast to compute_dtype (none needed when that is the parameters' dtype)
+        self.matrix = (
+            None if cd == self.dtype else torch.empty((v + 1, h + 1), dtype=cd, device=device)
+        )
         self.rows = torch.empty((n + m, v + 1), dtype=cd, device=device)  # [x, 1; v_k, 1]
         self.hidden = torch.empty((m, h + 1), dtype=cd, device=device)  # [h, 1]
         self.cols = torch.empty((n + m, h + 1), dtype=cd, device=device)  # [P_x, 1; -rP, -r]
@@ -208,8 +212,8 @@ class _AugmentedChains:
         from :attr:`hidden` (``persistent``) or from :math:`h \sim p(h \mid x)`; leaves
         :math:`v_k` and a new :math:`h \sim p(h \mid v_k)` in :attr:`state`."""
         n, bits = self.n, self.bits
-        self.matrix.copy_(a)
-        to_hidden, to_visible = self.matrix[:, :-1], self.matrix[:-1].T
+        matrix = a if self.matrix is None else self.matrix.copy_(a)
+        to_hidden, to_visible = matrix[:, :-1], matrix[:-1].T
         rows, cols = self.rows, self.cols
         v, h = self.state
         rows[:n, :-1] = x
