@@ -159,10 +159,11 @@ def _floor_conditions(row: dict) -> list[str]:
         return []
     floor, sklearn = row["floor_seconds"], row["median_seconds"]["sklearn float32"]
     return [
-        f"Floor: the three bfloat16 matrix products of the 500 PCD-1 updates alone take "
-        f"{floor:.3f} s (timed in the same blocks); an epoch 3× faster than scikit-learn on "
-        f"float32 data ({sklearn / 3:.3f} s) would leave {sklearn / 3 - floor:.3f} s for "
-        "drawing 64 million uniforms, the sigmoids and the updates."
+        f"Floor: the three matrix products of the 500 PCD-1 updates alone (two in bfloat16, "
+        f"the gradient's in int8) take {floor:.3f} s (timed in the same blocks); an epoch 3× "
+        f"faster than scikit-learn on float32 data ({sklearn / 3:.3f} s) would leave "
+        f"{sklearn / 3 - floor:.3f} s for the random bits, the sigmoids, the rounding and the "
+        "updates."
     ]
 
 

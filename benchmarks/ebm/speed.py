@@ -39,7 +39,7 @@ from flowdist.datasets import load_binarized_mnist
 from flowdist.ebm import BernoulliRBM, train_cd
 
 EPOCH = "PCD-1 epoch"
-FLOOR = "bfloat16 matrix products only"
+FLOOR = "matrix products only"
 COMPETITORS = (
     "flowdist float32",
     "flowdist bfloat16 products",
@@ -71,23 +71,24 @@ def epoch_call(path: str, name: str, seed: int = 0) -> Callable[[], object]:
 
 def products_call(path: str, seed: int = 0) -> Callable[[], object]:
     r"""The floor of a bfloat16 PCD-1 epoch: only its three matrix products per mini-batch
-    (:math:`h W^\top` for the chains' visible units, :math:`[x; v] W` for both hidden means,
-    :math:`[x; v]^\top [P_x; -P_v]` for the weight gradient), 500 times, with no sampling,
-    sigmoids or updates."""
+    (:math:`h W^\top` for the chains' visible units and :math:`[x; v] W` for both hidden means in
+    bfloat16, :math:`[x; -v]^\top Q` for the weight gradient in int8, :math:`Q` the rounded
+    probabilities), 500 times, with no sampling, sigmoids, rounding or updates."""
     x = load_binarized_mnist(path).train_x
     g = torch.Generator().manual_seed(seed)
     bf16 = torch.bfloat16
-    w = (0.01 * torch.randn(784, 500, generator=g)).to(bf16)
-    rows = x[:200].to(bf16)
-    h = (torch.rand(100, 500, generator=g) < 0.5).to(bf16)
-    cols = torch.rand(200, 500, generator=g).to(bf16)
-    b, c = torch.zeros(784, dtype=bf16), torch.zeros(500, dtype=bf16)
+    w = (0.01 * torch.randn(785, 501, generator=g)).to(bf16)
+    rows = torch.cat([x[:200], torch.ones(200, 1)], 1)
+    h = torch.cat([torch.rand(100, 500, generator=g) < 0.5, torch.ones(100, 1)], 1).to(bf16)
+    signed = rows.to(torch.int8)
+    cols = torch.randint(0, 128, (200, 501), dtype=torch.int8, generator=g)
+    rows = rows.to(bf16)
 
     def products() -> None:
         for _ in range(len(x) // 100):
-            torch.addmm(b, h, w.T)
-            torch.addmm(c, rows, w)
-            rows.T @ cols
+            h @ w[:-1].T
+            rows @ w[:, :-1]
+            torch._int_mm(signed.T, cols)
 
     return products
 

@@ -1,6 +1,7 @@
 """Markov chain Monte Carlo kernels for the energy-based models."""
 
 from flowdist.mcmc.gibbs import (
+    BernoulliDraws,
     PersistentChains,
     alternating_gibbs_sweep,
     bernoulli,
@@ -9,6 +10,7 @@ from flowdist.mcmc.gibbs import (
 )
 
 __all__ = [
+    "BernoulliDraws",
     "PersistentChains",
     "alternating_gibbs_sweep",
     "bernoulli",

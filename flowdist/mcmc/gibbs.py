@@ -23,6 +23,7 @@ from torch import Tensor
 from flowdist.validation import check_count, check_generator
 
 __all__ = [
+    "BernoulliDraws",
     "PersistentChains",
     "alternating_gibbs_sweep",
     "bernoulli",
@@ -46,12 +47,50 @@ _BITS = {
 }
 
 
-def _threshold(probs: Tensor, bits: int = 32) -> Tensor:
+def _threshold(probs: Tensor, bits: int = 32, out: Tensor | None = None) -> Tensor:
     r"""The float32 threshold :math:`t = S p - c S` that a uniform ``bits``-bit integer
     :math:`s` falls below with probability :math:`p`, up to :math:`2^{-23}` (32 bits) or
     :math:`2^{-17} + 2^{-24}` (16 bits); see :func:`bernoulli`."""
     _, scale, offset = _BITS[bits]
-    return torch.add(offset, probs.float(), alpha=scale)  # a 0-dim CPU offset suits any device
+    # a 0-dim CPU offset suits any device
+    return torch.add(offset, probs.float(), alpha=scale, out=out)
+
+
+class BernoulliDraws:
+    r""":func:`bernoulli` for probabilities of one ``shape`` and ``dtype``, again and again:
+    the uniforms (and thresholds) live in buffers allocated once, and nothing is checked —
+    for the inner loop of a sampler. ``draws(probs, generator, out)``, with ``probs`` and
+    ``out`` of that shape, gives exactly the draws of
+    ``bernoulli(probs, generator, out=out, bits=bits)``."""
+
+    def __init__(
+        self, shape: Sequence[int], dtype: torch.dtype, bits: int, device: torch.device
+    ) -> None:
+        self.bits = bits
+        # the width is divided, not the rows, which sharded_randomness finds
+        wide = len(shape) >= 2 and shape[-1] >= _BITS_MIN_WIDTH
+        if wide and dtype != torch.float64:
+            d, per_word = shape[-1], 64 // bits
+            self.words = torch.empty(
+                (*shape[:-1], -(-d // per_word)), dtype=torch.int64, device=device
+            )
+            u = self.words.view(_BITS[bits][0])
+            self.u = u[..., :d] if d % per_word else u
+            self.threshold: Tensor | None = torch.empty(shape, device=device)
+        else:
+            uniform = torch.float64 if dtype == torch.float64 else torch.float32
+            self.u = self.words = torch.empty(shape, dtype=uniform, device=device)
+            self.threshold = None
+
+    def __call__(self, probs: Tensor, generator: torch.Generator | None, out: Tensor) -> Tensor:
+        if self.threshold is None:
+            self.words.uniform_(generator=generator)
+            threshold = probs
+        else:
+            self.words.random_(-(2**63), None, generator=generator)
+            threshold = _threshold(probs, self.bits, out=self.threshold)
+        # comparing straight into the output dtype skips a boolean temporary and a cast (4-6x)
+        return torch.lt(self.u, threshold, out=out)
 
 
 def bernoulli(
@@ -107,22 +146,7 @@ def bernoulli(
         raise ValueError(
             f"out must be a tensor of shape {tuple(probs.shape)}, got {_describe(out)}"
         )
-    wide = probs.dim() >= 2 and probs.shape[-1] >= _BITS_MIN_WIDTH
-    if probs.dtype == torch.float64 or not wide:
-        uniform = torch.float64 if probs.dtype == torch.float64 else torch.float32
-        u = torch.rand(probs.shape, generator=generator, dtype=uniform, device=probs.device)
-        threshold = probs
-    else:
-        # the width is divided, not the rows, which sharded_randomness finds
-        d, per_word = probs.shape[-1], 64 // bits
-        words = -(-d // per_word)
-        draws = torch.empty((*probs.shape[:-1], words), dtype=torch.int64, device=probs.device)
-        draws.random_(-(2**63), None, generator=generator)
-        u = draws.view(_BITS[bits][0])
-        u = u[..., :d] if d % per_word else u
-        threshold = _threshold(probs, bits)
-    # comparing straight into the output dtype skips a boolean temporary and a cast (4-6x)
-    return torch.lt(u, threshold, out=out)
+    return BernoulliDraws(probs.shape, probs.dtype, bits, probs.device)(probs, generator, out)
 
 
 def site_gibbs_sweep(

@@ -18,6 +18,7 @@ from flowdist.ebm import BernoulliRBM, DeepBoltzmannMachine, GaussianRBM
 from flowdist.mcmc import PersistentChains, run_chain
 from flowdist.mcmc.gibbs import (
     _BITS,
+    BernoulliDraws,
     _threshold,
     alternating_gibbs_sweep,
     bernoulli,
@@ -191,6 +192,29 @@ def test_bernoulli_into_a_view_and_its_bad_arguments():
         bernoulli(torch.full((3, 5), 0.5), g, out=torch.empty(3, 6))
     with pytest.raises(TypeError, match="probs must be a floating-point"):
         bernoulli(torch.ones(3, dtype=torch.int64), g)
+
+
+@pytest.mark.parametrize(
+    ("width", "dtype", "bits"),
+    [
+        (300, torch.float32, 16),
+        (306, torch.bfloat16, 16),
+        (300, torch.float32, 32),
+        (6, torch.float32, 32),
+        (300, torch.float64, 32),
+    ],
+)
+def test_bernoulli_draws_reuse_their_buffers_for_bernoullis_draws(width, dtype, bits):
+    """BernoulliDraws gives, call after call, exactly bernoulli's draws from the same stream —
+    and fresh ones each call, not its buffers' previous contents."""
+    probs = torch.rand(5, width, generator=torch.Generator().manual_seed(0)).to(dtype)
+    draws = BernoulliDraws(probs.shape, dtype, bits, probs.device)
+    mine, theirs = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    first = draws(probs, mine, torch.empty(5, width, dtype=dtype))
+    second = draws(probs, mine, torch.empty(5, width, dtype=dtype))
+    assert torch.equal(first, bernoulli(probs, theirs, bits=bits))
+    assert torch.equal(second, bernoulli(probs, theirs, bits=bits))
+    assert not torch.equal(first, second)
 
 
 def test_alternating_sweep_draws_the_odd_layers_then_the_even_ones():

@@ -17,6 +17,7 @@ from flowdist.ebm import (
     train_cd,
 )
 from flowdist.ebm.layered import LayeredBoltzmannMachine
+from flowdist.ebm.rbm import _AugmentedChains
 from flowdist.ebm.train import _from_random_rows
 
 
@@ -324,7 +325,43 @@ def test_fused_rbm_gradient_on_wide_layers_draws_the_exact_conditionals(compute_
         # x = 0; a 16-bit compute dtype rounds the gradient, the bias terms too, to 2^-9
         rtol = 2**-8 if compute_dtype else 1.3e-6
         torch.testing.assert_close(grads[1], -v.mean(0), rtol=rtol, atol=1e-5)
-        assert grads[2].abs().max() < 1e-6  # P_x = P_v = sigmoid(c), summed in one product
+        # P_x = P_v = sigmoid(c), summed in one product; a 16-bit compute dtype on a CPU rounds
+        # 127 P stochastically (_AugmentedChains): 2n independent errors of variance <= 1/4
+        atol = 5 * (2 * n / 4) ** 0.5 / 127 / n if compute_dtype and device == "cpu" else 1e-6
+        assert grads[2].abs().max() < atol
+
+
+@pytest.mark.parametrize(("n", "m"), [(8, 8), (8, 4), (4, 8)])
+def test_integer_gradient_product_is_the_exact_product_on_average(n, m):
+    """A 16-bit compute dtype on a CPU takes the gradient product in int8: alpha [P, 1] with
+    rows scaled by 1 (data) or r = n/m (chains) is rounded stochastically, the chains' sign
+    moved to the binary factor. Every draw is within one step per row of the exact product;
+    the mean of K draws within the rounding's bias (1/512 step per row) plus 5 standard
+    deviations of the rounding noise (variance <= 1/4 step^2 per row)."""
+    rbm = BernoulliRBM(300, 260, compute_dtype=torch.bfloat16)
+    chains = _AugmentedChains(rbm, n, m, torch.device("cpu"))
+    assert chains.integer
+    g = torch.Generator().manual_seed(0)
+    chains.rows[:, :-1] = (torch.rand(n + m, 300, generator=g) < 0.3).to(torch.bfloat16)
+    p = torch.rand(n + m, 260, generator=g)
+    p[:, :7] = torch.tensor([0.0, 1.0, 0.5, 1 / 127, 1e-6, 1 - 1e-6, 0.3])  # edge cases
+    r = n / m
+    s = torch.tensor([1.0] * n + [-r] * m, dtype=torch.float64)[:, None]
+    exact = chains.rows.double().T @ (s * torch.cat([p.double(), torch.ones(n + m, 1)], 1))
+    steps, draws = n + m, 300
+    total = torch.zeros_like(exact)
+    for _ in range(draws):
+        chains._scale(p, slice(None))
+        draw = chains._integer_product(g).double() * chains.unit
+        assert bool(((draw - exact).abs() < steps * chains.unit).all())
+        total += draw
+    bias, noise = steps / 512, 5 * (steps / 4 / draws) ** 0.5
+    assert (total / draws - exact).abs().max() < (bias + noise) * chains.unit
+    # the rounding is random: two draws of the same product differ
+    chains._scale(p, slice(None))
+    first = chains._integer_product(g).clone()
+    chains._scale(p, slice(None))
+    assert not torch.equal(first, chains._integer_product(g))
 
 
 def test_fused_rbm_chain_samples_the_exact_marginals():
