@@ -62,6 +62,11 @@ def ebm_runs() -> dict[str, dict[str, Tensor]]:
     out = {}
     models = {
         "rbm": (BernoulliRBM(12, 8, init_std=0.1, generator=_seeded(1)), 2),
+        # on a CPU: the weight gradient in int8 on stochastically rounded probabilities
+        "rbm_bf16": (
+            BernoulliRBM(12, 8, init_std=0.1, generator=_seeded(1), compute_dtype=torch.bfloat16),
+            1,
+        ),
         "dbm": (DeepBoltzmannMachine((12, 6, 4), init_std=0.1, generator=_seeded(2)), 1),
     }
     for name, (model, k) in models.items():
@@ -170,7 +175,7 @@ def test_training_improves_held_out_likelihood_and_keeps_the_best_epoch():
     assert min(result.valid_nll) < result.valid_nll[0] - 0.05
 
 
-@pytest.mark.parametrize("model", ["rbm", "dbm", "grbm"])
+@pytest.mark.parametrize("model", ["rbm", "rbm_bf16", "dbm", "grbm"])
 def test_cd_training_on_two_processes_equals_one_process(two_processes, one_process, model):
     _assert_states_close(two_processes["ebm"][model], one_process["ebm"][model])
 

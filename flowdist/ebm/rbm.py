@@ -284,7 +284,8 @@ class _AugmentedChains:
     def _integer_product(self, generator: torch.Generator | None) -> Tensor:
         r""":math:`[x, 1; -v_k, -1]^\top Q` in int32, :math:`Q` the stochastic rounding of
         :attr:`cols` (see the class docstring)."""
-        self.noise.random_(-(2**63), None, generator=generator)
+        for rows in (self.noise[: self.n], self.noise[self.n :]):  # under torchrun, each a
+            rows.random_(-(2**63), None, generator=generator)  # rank's share of the rows
         torch.add(self.cols, self.noise_bytes, alpha=1 / 256, out=self.noisy)
         rounded, rows = self.rounded.copy_(self.noisy), self.signed_rows.copy_(self.rows)
         rows[self.n :].neg_()
