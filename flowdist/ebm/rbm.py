@@ -284,12 +284,13 @@ class _AugmentedChains:
     def _integer_product(self, generator: torch.Generator | None) -> Tensor:
         r""":math:`[x, 1; -v_k, -1]^\top Q` in int32, :math:`Q` the stochastic rounding of
         :attr:`cols` (see the class docstring)."""
-        for rows in (self.noise[: self.n], self.noise[self.n :]):  # under torchrun, each a
-            rows.random_(-(2**63), None, generator=generator)  # rank's share of the rows
+        n = self.n
+        for rows in (self.noise[:n], self.noise[n:]):  # two draws: torchrun ranks slice each
+            rows.random_(-(2**63), None, generator=generator)
         torch.add(self.cols, self.noise_bytes, alpha=1 / 256, out=self.noisy)
-        rounded, rows = self.rounded.copy_(self.noisy), self.signed_rows.copy_(self.rows)
-        rows[self.n :].neg_()
-        return torch._int_mm(rows.T, rounded)
+        rounded, signed = self.rounded.copy_(self.noisy), self.signed_rows.copy_(self.rows)
+        signed[n:].neg_()
+        return torch._int_mm(signed.T, rounded)
 
 
 class _AugmentedSGD:
